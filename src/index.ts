@@ -1,0 +1,24 @@
+/**
+ * concurrent-shm: POSIX shared memory for Node.js.
+ * @module
+ */
+export * from './errors.js';
+export { LINUX_RULES, MACOS_RULES, currentRules, type OsRules } from './os-rules.js';
+export { SharedMemory, pageSize, type OpenMode, type OpenOptions, type SetSizeOptions } from './shared-memory/shared-memory.js';
+export { Region, type MapOptions } from './region/region.js';
+export {
+  Int8Ptr,
+  Int16Ptr,
+  Int32Ptr,
+  Int64Ptr,
+  UInt8Ptr,
+  UInt16Ptr,
+  UInt32Ptr,
+  UInt64Ptr,
+  Float32Ptr,
+  Float64Ptr,
+  type SmallIntPtr,
+  type BigIntPtr,
+  type FloatPtr,
+  type PointerBase,
+} from './pointer/pointer.js';

@@ -1,0 +1,39 @@
+/**
+ * What this process has mapped of each shared memory object, keyed by the object's
+ * identity (device and inode, so two handles on one object share an entry). Used to
+ * refuse a shrink that would cut off live mappings, and to refuse overlapping
+ * channels and mutexes.
+ * @internal
+ */
+
+/** A byte range `[start, end)` of an object held by something in this process. */
+export interface HeldRange {
+  readonly start: number;
+  readonly end: number;
+  /** What holds it, for messages ("a mapping", "a SingleBuffered channel"). */
+  readonly what: string;
+}
+
+const byObject = new Map<string, Set<HeldRange>>();
+
+/** Records `range` on the object `key`; returns a function that forgets it. */
+export function hold(key: string, range: HeldRange): () => void {
+  let set = byObject.get(key);
+  if (set === undefined) byObject.set(key, (set = new Set()));
+  set.add(range);
+  return () => {
+    set.delete(range);
+    if (set.size === 0 && byObject.get(key) === set) byObject.delete(key);
+  };
+}
+
+/** The held ranges of object `key`. */
+export function heldRanges(key: string): Iterable<HeldRange> {
+  return byObject.get(key) ?? [];
+}
+
+/** The first held range of `key` that overlaps `[start, end)`, if any. */
+export function findOverlap(key: string, start: number, end: number, filter: (r: HeldRange) => boolean): HeldRange | undefined {
+  for (const r of heldRanges(key)) if (filter(r) && r.start < end && start < r.end) return r;
+  return undefined;
+}

@@ -1,0 +1,362 @@
+import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
+import { closeSync, fstatSync, ftruncateSync, type Stats } from 'node:fs';
+import { InvalidArgumentError, ShmClosedError, SizeAlreadySetError, SizeInUseError } from '../errors.js';
+import { currentRules, type OsRules } from '../os-rules.js';
+import * as sys from '../sys/libc.js';
+import { fromNodeError, systemError } from '../system-error.js';
+import { checkChoice, checkIndex, checkOptions, describe } from '../validate.js';
+import { anonymousName, checkName } from './name.js';
+import { heldRanges } from './registry.js';
+
+/**
+ * How {@link SharedMemory.open} treats the name:
+ * - `'excl'` (default): create the object; fail with `ShmExistsError` if it exists.
+ * - `'create'`: open the object, creating it if needed.
+ * - `'open'`: open an existing object; fail with `ShmNotFoundError` if there is none.
+ * - `'anon'`: create the object and unlink its name at once, so only this process's
+ *   descriptor (and the children it hands it to with {@link SharedMemory.fork}) reach it.
+ */
+export type OpenMode = 'excl' | 'create' | 'open' | 'anon';
+
+const MODES: readonly OpenMode[] = ['excl', 'create', 'open', 'anon'];
+
+/** Options of {@link SharedMemory.open}. */
+export interface OpenOptions {
+  /** How to treat the name; see {@link OpenMode}. Default `'excl'`. */
+  mode?: OpenMode;
+  /**
+   * The OS rules to apply (advanced: for tests and teaching). Default: this OS's rules.
+   * Passing `MACOS_RULES` on Linux makes the object behave as on macOS where the
+   * library can enforce it (size set once, rounded to the page size; no mapping past the end).
+   */
+  rules?: OsRules;
+}
+
+/** Options of {@link SharedMemory.setSize}. */
+export interface SetSizeOptions {
+  /**
+   * Reserve the memory of the new size at once (Linux, `posix_fallocate`), so that a
+   * later write cannot die of SIGBUS because /dev/shm filled up in between. Default
+   * `true`. With `false` the object is sparse: pages take memory when first written.
+   */
+  reserve?: boolean;
+}
+
+/** Environment variable through which {@link SharedMemory.fork} tells the child which descriptors it inherits. */
+export const INHERIT_ENV = 'CONCURRENT_SHM_INHERITED';
+
+interface InheritedEntry {
+  fd: number;
+  name: string;
+  anonymous: boolean;
+}
+
+// Closes the descriptor of a SharedMemory that was collected without close().
+const descriptors = new FinalizationRegistry<number>((fd) => {
+  try {
+    closeSync(fd);
+  } catch {
+    // Already closed by someone else: nothing to release.
+  }
+});
+
+let inheritedCache: Map<number, SharedMemory> | undefined;
+
+/**
+ * A POSIX shared memory object (`shm_open`): a named piece of memory that any process on
+ * the machine can open, size and map.
+ *
+ * ```js
+ * const shm = SharedMemory.open('/jobs', 0o600, { mode: 'create' });
+ * shm.size = 4096;
+ * const region = Region.map(shm, 0, 4096);
+ * shm.close(); // mappings stay valid after close
+ * ```
+ *
+ * The descriptor is closed by {@link SharedMemory.close}, or when the object is garbage
+ * collected. The name stays in the system until {@link SharedMemory.unlink} (or a reboot).
+ */
+export class SharedMemory implements Disposable {
+  #fd: number;
+  #name: string;
+  #anonymous: boolean;
+  #rules: OsRules;
+  #sizeSet = false;
+  #key: string | undefined;
+
+  private constructor(fd: number, name: string, anonymous: boolean, rules: OsRules) {
+    this.#fd = fd;
+    this.#name = name;
+    this.#anonymous = anonymous;
+    this.#rules = rules;
+    descriptors.register(this, fd, this);
+  }
+
+  /**
+   * Opens or creates a shared memory object.
+   *
+   * @param name - `'/name'`: a leading slash and no other (`'/jobs'`). Optional with
+   *   `mode: 'anon'`, where a unique name is generated.
+   * @param perms - Permission bits of a created object, such as `0o600` (the umask applies).
+   * @param options - `mode` ({@link OpenMode}, default `'excl'`) and `rules`.
+   * @throws {@link InvalidArgumentError} for a bad name, permission or mode (before any system call).
+   * @throws {@link ShmExistsError}, {@link ShmNotFoundError}, {@link ShmPermissionError} or {@link ShmSystemError} when `shm_open` fails.
+   */
+  static open(name?: string | null, perms: number = 0o600, options?: OpenOptions): SharedMemory {
+    const opts = checkOptions<OpenOptions>('options', options);
+    const mode = checkChoice('options.mode', opts.mode ?? 'excl', MODES);
+    const rules = opts.rules ?? currentRules;
+    if (typeof perms !== 'number' || !Number.isInteger(perms) || perms < 0 || perms > 0o777) {
+      throw new InvalidArgumentError(`permissions must be an integer from 0 to 0o777 (such as 0o600), got ${describe(perms)}`);
+    }
+    const anonymous = mode === 'anon';
+    const shmName = anonymous && (name === undefined || name === null) ? anonymousName() : checkName(name, rules);
+
+    const { O_RDWR, O_CREAT, O_EXCL } = sys.C;
+    const flags = mode === 'open' ? O_RDWR : mode === 'create' ? O_RDWR | O_CREAT : O_RDWR | O_CREAT | O_EXCL;
+    const fd = sys.shm_open(shmName, flags, perms);
+    if (fd < 0) throw systemError(anonymous ? 'create anonymous shared memory' : 'open shared memory', 'shm_open', sys.errno(), shmName);
+    if (anonymous && sys.shm_unlink(shmName) !== 0) {
+      const errno = sys.errno();
+      closeSync(fd);
+      throw systemError('unlink anonymous shared memory', 'shm_unlink', errno, shmName);
+    }
+    return new SharedMemory(fd, shmName, anonymous, rules);
+  }
+
+  /**
+   * Removes a name from the system (`shm_unlink`). Processes that have the object open
+   * or mapped keep it; it is freed when the last of them lets go.
+   * @throws {@link ShmNotFoundError} when no object has that name.
+   */
+  static delete(name: string): void {
+    const shmName = checkName(name, currentRules);
+    if (sys.shm_unlink(shmName) !== 0) throw systemError('delete shared memory', 'shm_unlink', sys.errno(), shmName);
+  }
+
+  /**
+   * Adopts a descriptor of a shared memory object, such as one handed over by a parent
+   * process. The returned object owns the descriptor: `close()` closes it.
+   * @param fd - An open descriptor of a shared memory object (or a regular file).
+   * @param name - The object's name, for messages and {@link SharedMemory.unlink}.
+   */
+  static fromFd(fd: number, name?: string, options?: Pick<OpenOptions, 'rules'>): SharedMemory {
+    checkIndex('fd', fd);
+    const rules = checkOptions<OpenOptions>('options', options).rules ?? currentRules;
+    const shmName = name === undefined ? `fd:${fd}` : checkName(name, rules);
+    let st: Stats;
+    try {
+      st = fstatSync(fd);
+    } catch (err) {
+      throw fromNodeError('adopt descriptor', err, shmName);
+    }
+    if (st.isDirectory() || st.isFIFO() || st.isSocket() || st.isCharacterDevice() || st.isBlockDevice()) {
+      throw new InvalidArgumentError(`descriptor ${fd} is not a shared memory object and cannot be mapped`);
+    }
+    return new SharedMemory(fd, shmName, name === undefined, rules);
+  }
+
+  /**
+   * The shared memory object this process inherited from a parent that started it with
+   * {@link SharedMemory.fork}. Calling it again returns the same object while it is open.
+   * @param name - Which inherited object, when the parent handed over several; default the first.
+   * @throws {@link InvalidArgumentError} when this process inherited none (it was not started by `shm.fork()`).
+   */
+  static inherited(name?: string): SharedMemory {
+    const raw = process.env[INHERIT_ENV];
+    if (raw === undefined) {
+      throw new InvalidArgumentError('this process inherited no shared memory: start it with shm.fork(modulePath) in the parent');
+    }
+    let entries: InheritedEntry[];
+    try {
+      entries = JSON.parse(raw) as InheritedEntry[];
+    } catch {
+      throw new InvalidArgumentError(`${INHERIT_ENV} is not valid JSON: ${describe(raw)}`);
+    }
+    const entry = name === undefined ? entries[0] : entries.find((e) => e.name === name);
+    if (entry === undefined) {
+      throw new InvalidArgumentError(`this process inherited no shared memory named ${describe(name)}`);
+    }
+    inheritedCache ??= new Map();
+    const cached = inheritedCache.get(entry.fd);
+    if (cached !== undefined && !cached.closed) return cached;
+    const shm = SharedMemory.fromFd(entry.fd);
+    shm.#name = entry.name;
+    shm.#anonymous = entry.anonymous;
+    inheritedCache.set(entry.fd, shm);
+    return shm;
+  }
+
+  /** The object's name (generated for anonymous objects, whose name no longer exists in the system). */
+  get name(): string {
+    return this.#name;
+  }
+
+  /** The open descriptor. Throws {@link ShmClosedError} after `close()`. */
+  get fd(): number {
+    return this.#checkOpen('read the descriptor of');
+  }
+
+  /** `true` when the name was unlinked at creation (`mode: 'anon'`), or the object was adopted without a name. */
+  get anonymous(): boolean {
+    return this.#anonymous;
+  }
+
+  /** `true` after {@link SharedMemory.close}. */
+  get closed(): boolean {
+    return this.#fd < 0;
+  }
+
+  /** The OS rules this object follows. */
+  get rules(): OsRules {
+    return this.#rules;
+  }
+
+  /** The object's size in bytes, read with `fstat` (so it sees changes made by other processes). */
+  get size(): number {
+    return this.stat().size;
+  }
+
+  /** Sets the size (`ftruncate`, then reserves the memory); see {@link SharedMemory.setSize}. */
+  set size(size: number) {
+    this.setSize(size);
+  }
+
+  /**
+   * Sets the object's size with `ftruncate`. New bytes read as zero.
+   *
+   * On Linux the size is exact and may be set again; growing reserves the memory at once
+   * (unless `reserve: false`) so a full /dev/shm fails here, not later with SIGBUS.
+   * On macOS the size can be set only once and is rounded up to the page size.
+   *
+   * @throws {@link SizeAlreadySetError} on macOS rules when the size was already set (checked before the call).
+   * @throws {@link SizeInUseError} when shrinking would cut off memory this process has mapped.
+   * @throws {@link ShmNoSpaceError} when the memory cannot be reserved; the size is left as it was.
+   */
+  setSize(size: number, options?: SetSizeOptions): void {
+    checkIndex('size', size);
+    const reserve = checkOptions<SetSizeOptions>('options', options).reserve ?? true;
+    const fd = this.#checkOpen('set the size of');
+    const rules = this.#rules;
+    const before = this.stat().size;
+    if (rules.sizeSetOnce && (this.#sizeSet || before > 0)) {
+      throw new SizeAlreadySetError(
+        `cannot set the size of shared memory '${this.#name}' to ${size}: on ${rules.os} the size of an object can be set only once, and it is ${before}`,
+      );
+    }
+    const target = rules.sizeRoundsToPage ? Math.ceil(size / pageSize) * pageSize : size;
+    if (target < before) {
+      for (const r of heldRanges(this.key)) {
+        if (r.end > target) {
+          throw new SizeInUseError(
+            `cannot shrink shared memory '${this.#name}' to ${target} bytes: this process has ${r.what}; an access past the new end would crash with SIGBUS`,
+          );
+        }
+      }
+    }
+    try {
+      ftruncateSync(fd, target);
+    } catch (err) {
+      throw fromNodeError('set the size of shared memory', err, this.#name);
+    }
+    if (reserve && rules.canReserve && target > before && sys.posix_fallocate !== null) {
+      const err = sys.posix_fallocate(fd, before, target - before);
+      if (err !== 0) {
+        try {
+          ftruncateSync(fd, before);
+        } catch {
+          // The original error is the one to report.
+        }
+        throw systemError(`reserve ${target - before} bytes for shared memory`, 'posix_fallocate', err, this.#name);
+      }
+    }
+    this.#sizeSet = true;
+  }
+
+  /** `fstat` of the object: size, mode, owner, times. */
+  stat(): Stats {
+    const fd = this.#checkOpen('stat');
+    try {
+      return fstatSync(fd);
+    } catch (err) {
+      throw fromNodeError('stat shared memory', err, this.#name);
+    }
+  }
+
+  /**
+   * Identity of the object in this process ("dev:ino"), stable across handles.
+   * @internal
+   */
+  get key(): string {
+    if (this.#key === undefined) {
+      const st = this.stat();
+      this.#key = `${st.dev}:${st.ino}`;
+    }
+    return this.#key;
+  }
+
+  /**
+   * Removes the object's name from the system (`shm_unlink`); see {@link SharedMemory.delete}.
+   * Does nothing for an anonymous object, whose name is already gone.
+   */
+  unlink(): void {
+    if (this.#anonymous) return;
+    SharedMemory.delete(this.#name);
+  }
+
+  /**
+   * Closes the descriptor. Idempotent. Regions mapped from the object stay valid
+   * (POSIX keeps mappings after close), but the object can no longer be sized or mapped.
+   */
+  close(): void {
+    if (this.#fd < 0) return;
+    const fd = this.#fd;
+    this.#fd = -1;
+    descriptors.unregister(this);
+    try {
+      closeSync(fd);
+    } catch (err) {
+      throw fromNodeError('close shared memory', err, this.#name);
+    }
+  }
+
+  /** Closes the descriptor (`using shm = SharedMemory.open(...)`). */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  /**
+   * Starts `modulePath` in a child Node process (`child_process.fork`) and hands it this
+   * object's descriptor, so anonymous objects work too. The child calls
+   * {@link SharedMemory.inherited} to get it.
+   *
+   * @param modulePath - The child's script.
+   * @param args - Its command-line arguments.
+   * @param options - `child_process.fork` options; `stdio`, when given, must be an array (the descriptor is appended to it).
+   */
+  fork(modulePath: string | URL, args: readonly string[] = [], options: ForkOptions = {}): ChildProcess {
+    const fd = this.#checkOpen('fork a child with');
+    let stdio: StdioOptions = options.stdio ?? ['inherit', 'inherit', 'inherit', 'ipc'];
+    if (!Array.isArray(stdio)) {
+      throw new InvalidArgumentError("options.stdio must be an array when given to shm.fork(), such as ['pipe', 'inherit', 'inherit', 'ipc']");
+    }
+    stdio = [...stdio];
+    if (!stdio.includes('ipc')) stdio.push('ipc');
+    const childFd = stdio.length;
+    stdio.push(fd);
+    const inherited: InheritedEntry[] = [{ fd: childFd, name: this.#name, anonymous: this.#anonymous }];
+    return forkProcess(modulePath, args, {
+      ...options,
+      stdio,
+      env: { ...(options.env ?? process.env), [INHERIT_ENV]: JSON.stringify(inherited) },
+    });
+  }
+
+  #checkOpen(what: string): number {
+    if (this.#fd < 0) throw new ShmClosedError(`cannot ${what} shared memory '${this.#name}': it is closed`);
+    return this.#fd;
+  }
+}
+
+/** The system's page size in bytes (the unit of mapping offsets; 4096 on most machines, 16384 on Apple silicon). */
+export const pageSize: number = sys.sysconf(sys.C.SC_PAGESIZE);
