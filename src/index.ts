@@ -22,3 +22,25 @@ export {
   type FloatPtr,
   type PointerBase,
 } from './pointer/pointer.js';
+export {
+  Channel,
+  UnbufferedEmpty,
+  UnbufferedFixed,
+  UnbufferedVariable,
+  SingleBufferedEmpty,
+  SingleBufferedFixed,
+  SingleBufferedVariable,
+  BufferedEmpty,
+  BufferedFixed,
+  BufferedVariable,
+  MAX_DEPTH,
+  MAX_WIDTH,
+  type ChannelOptions,
+  type ChannelStats,
+  type RecvOptions,
+  type SendOptions,
+  type DepthOptions,
+  type FixedOptions,
+  type VariableOptions,
+} from './channel/index.js';
+export { Mutex, type LockOptions } from './mutex/mutex.js';

@@ -12,6 +12,8 @@ export interface HeldRange {
   readonly end: number;
   /** What holds it, for messages ("a mapping", "a SingleBuffered channel"). */
   readonly what: string;
+  /** For a channel or mutex: its header signature; two handles on one structure share it and do not overlap. */
+  readonly structure?: string;
 }
 
 const byObject = new Map<string, Set<HeldRange>>();

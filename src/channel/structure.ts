@@ -1,0 +1,123 @@
+/**
+ * Creating or attaching to a structure (channel or mutex) in shared memory: the header
+ * protocol of layout.ts. The first process to arrive initialises the header, everyone
+ * else validates it. Bytes that are not a header of this library are never overwritten.
+ * @internal
+ */
+import { LayoutError, OverlapError } from '../errors.js';
+import type { Region } from '../region/region.js';
+import { findOverlap, hold } from '../shared-memory/registry.js';
+import { processAlive } from '../sync/futex.js';
+import { describeHeader, H, INIT_BUSY, INIT_NONE, INIT_READY, Kind, MAGIC, Payload, VERSION, W, type HeaderInfo } from './layout.js';
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+function where(region: Region): string {
+  return `at offset ${region.offset} of shared memory '${region.objectName}'`;
+}
+
+/** Reads and checks a ready header. */
+export function readHeader(region: Region): HeaderInfo {
+  const dv = new DataView(region.mapping.buffer!, region.start, H.SIZE);
+  const magic = dv.getUint32(H.MAGIC, true);
+  if (magic !== MAGIC) {
+    throw new LayoutError(`no concurrent-shm structure ${where(region)}: found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be`);
+  }
+  const version = dv.getUint16(H.VERSION, true);
+  if (version !== VERSION) {
+    throw new LayoutError(`the structure ${where(region)} has layout version ${version}; this version of concurrent-shm reads version ${VERSION} only`);
+  }
+  const info: HeaderInfo = {
+    kind: dv.getUint8(H.KIND),
+    payload: dv.getUint8(H.PAYLOAD),
+    depth: dv.getUint32(H.DEPTH, true),
+    width: dv.getUint32(H.WIDTH, true),
+    stride: dv.getUint32(H.STRIDE, true),
+    totalSize: dv.getUint32(H.TOTAL, true),
+  };
+  const known = [Kind.Unbuffered, Kind.SingleBuffered, Kind.Buffered, Kind.Mutex].includes(info.kind);
+  const consistent =
+    known &&
+    (info.kind === Kind.Mutex
+      ? info.totalSize === 64
+      : info.payload <= Payload.Variable &&
+        info.depth >= 1 &&
+        info.stride % 64 === 0 &&
+        info.stride >= 8 + (info.payload === Payload.Empty ? 0 : info.width) &&
+        info.totalSize === dv.getUint32(H.SLOTS, true) + info.depth * info.stride);
+  if (!consistent) throw new LayoutError(`the header ${where(region)} is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, size ${info.totalSize})`);
+  return info;
+}
+
+/**
+ * Initialises the header at the start of `region` with `wanted`, or validates the one
+ * there. With `wanted` null, only attaches (an empty spot is an error).
+ */
+export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOffset: number): HeaderInfo {
+  const buffer = region.mapping.buffer!;
+  const w = new Int32Array(buffer, region.start, H.SIZE / 4);
+  const deadline = performance.now() + 2000;
+  for (;;) {
+    const state = Atomics.load(w, W.INIT);
+    if (state === INIT_READY) {
+      const found = readHeader(region);
+      if (wanted !== null && !sameShape(found, wanted)) {
+        throw new LayoutError(`${where(region)} there is already a ${describeHeader(found)}; asked for a ${describeHeader(wanted)}`);
+      }
+      return found;
+    }
+    if (state === INIT_NONE) {
+      const bytes = new Uint8Array(buffer, region.start, H.SIZE);
+      const used = bytes.findIndex((b) => b !== 0);
+      if (used !== -1) {
+        throw new LayoutError(`no concurrent-shm structure ${where(region)}: its header bytes are not zero and not a valid header (byte ${used} is ${bytes[used]}); refusing to overwrite them`);
+      }
+      if (wanted === null) throw new LayoutError(`no concurrent-shm structure ${where(region)}: the bytes there are all zero (create it first)`);
+      if (Atomics.compareExchange(w, W.INIT, INIT_NONE, INIT_BUSY) === INIT_NONE) {
+        const dv = new DataView(buffer, region.start, H.SIZE);
+        dv.setUint16(H.VERSION, VERSION, true);
+        dv.setUint8(H.KIND, wanted.kind);
+        dv.setUint8(H.PAYLOAD, wanted.payload);
+        dv.setUint32(H.DEPTH, wanted.depth, true);
+        dv.setUint32(H.WIDTH, wanted.width, true);
+        dv.setUint32(H.STRIDE, wanted.stride, true);
+        dv.setUint32(H.SLOTS, slotsOffset, true);
+        dv.setUint32(H.TOTAL, wanted.totalSize, true);
+        Atomics.store(w, W.INIT_PID, process.pid);
+        Atomics.store(w, H.MAGIC / 4, MAGIC | 0);
+        // Ready is stored last: whoever sees it sees every field above.
+        Atomics.store(w, W.INIT, INIT_READY);
+        return wanted;
+      }
+      continue;
+    }
+    // Another process is initialising: wait a little, and give up if it died doing it.
+    if (performance.now() > deadline) {
+      const pid = Atomics.load(w, W.INIT_PID);
+      const why = pid !== 0 && !processAlive(pid) ? `process ${pid} died while initialising it` : 'its initialisation did not complete within 2 s';
+      throw new LayoutError(`the structure ${where(region)} is unusable: ${why} (state ${state}); delete the object and create it again`);
+    }
+    Atomics.wait(pause, 0, 0, 1);
+  }
+}
+
+function sameShape(a: HeaderInfo, b: HeaderInfo): boolean {
+  return a.kind === b.kind && a.payload === b.payload && a.depth === b.depth && a.width === b.width && a.totalSize === b.totalSize;
+}
+
+/**
+ * Records that this process has a structure at `[start, end)` of the object, refusing
+ * one that overlaps another structure (two handles on the same structure are fine).
+ * Returns the function that forgets it.
+ */
+export function holdStructure(region: Region, info: HeaderInfo): () => void {
+  const key = region.mapping.objectKey;
+  const start = region.offset;
+  const end = start + info.totalSize;
+  const signature = `${start}:${describeHeader(info)}`;
+  const other = findOverlap(key, start, end, (r) => r.structure !== undefined && r.structure !== signature);
+  if (other !== undefined) {
+    throw new OverlapError(`a ${describeHeader(info)} at bytes ${start}..${end} of shared memory '${region.objectName}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
+  }
+  return hold(key, { start, end, what: `a ${describeHeader(info)}`, structure: signature });
+}

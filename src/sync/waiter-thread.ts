@@ -1,0 +1,125 @@
+/**
+ * The async waiter's thread: sleeps in the kernel on every word the main thread is
+ * waiting on, at once, and reports which ones may have changed. One such thread serves
+ * all pending async operations of a process, so they never hold a libuv thread-pool
+ * thread (facts.md: a koffi `.async()` futex wait per operation starves the pool).
+ *
+ * It never reads shared memory itself: the memory may be unmapped by the main thread at
+ * any time, and the kernel's futex calls fail safely (EFAULT) where a JS read would crash.
+ * @internal
+ */
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
+import { FUTEX } from '../sys/constants.js';
+import * as sys from '../sys/libc.js';
+import { futexWait } from './futex.js';
+
+/** A request from the main thread. */
+export type WaiterRequest =
+  | { op: 'add'; id: number; address: number; expected: number; timeoutMs: number }
+  | { op: 'remove'; id: number };
+
+interface Entry {
+  address: number;
+  expected: number;
+  deadline: number;
+}
+
+const { port, controlAddress } = workerData as { port: MessagePort; controlAddress: number };
+const control = new Int32Array(sys.view(controlAddress, 4));
+const entries = new Map<number, Entry>();
+const ENOSYS = sys.errnoValues.ENOSYS ?? 38;
+const ETIMEDOUT = sys.errnoValues.ETIMEDOUT ?? 110;
+const EINTR = sys.errnoValues.EINTR ?? 4;
+
+// struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 __reserved; } × FUTEX_WAITV_MAX
+const waitv = Buffer.alloc(24 * FUTEX.WAITV_MAX);
+const waitvAddress = sys.addressOf(waitv);
+// struct timespec (absolute, CLOCK_MONOTONIC) for futex_waitv
+const timespec = Buffer.alloc(16);
+const timespecAddress = sys.addressOf(timespec);
+let haveWaitv = sys.platform === 'linux';
+
+function drain(): void {
+  for (let m = receiveMessageOnPort(port); m !== undefined; m = receiveMessageOnPort(port)) {
+    const req = m.message as WaiterRequest;
+    if (req.op === 'add') {
+      entries.set(req.id, { address: req.address, expected: req.expected, deadline: performance.now() + req.timeoutMs });
+    } else {
+      entries.delete(req.id);
+    }
+  }
+}
+
+function report(ids: number[]): void {
+  for (const id of ids) entries.delete(id);
+  if (ids.length > 0) parentPort!.postMessage(ids);
+}
+
+function setSlot(i: number, address: number, expected: number): void {
+  const o = i * 24;
+  waitv.writeBigUInt64LE(BigInt(expected >>> 0), o);
+  waitv.writeBigUInt64LE(BigInt(address), o + 8);
+  waitv.writeUInt32LE(FUTEX.SIZE_U32, o + 16);
+  waitv.writeUInt32LE(0, o + 20);
+}
+
+/** One round with futex_waitv over the control word and up to 127 entries. */
+function waitAll(generation: number, list: [number, Entry][], timeoutMs: number): number | 'unsupported' {
+  setSlot(0, controlAddress, generation);
+  const n = Math.min(list.length, FUTEX.WAITV_MAX - 1);
+  for (let i = 0; i < n; i++) setSlot(i + 1, list[i]![1].address, list[i]![1].expected);
+  let ts = 0;
+  if (Number.isFinite(timeoutMs)) {
+    // futex_waitv takes an absolute CLOCK_MONOTONIC time; process.hrtime is that clock on Linux.
+    const at = process.hrtime.bigint() + BigInt(Math.ceil(timeoutMs * 1e6));
+    timespec.writeBigInt64LE(at / 1_000_000_000n, 0);
+    timespec.writeBigInt64LE(at % 1_000_000_000n, 8);
+    ts = timespecAddress;
+  }
+  const r = sys.syscall6!(FUTEX.SYS_FUTEX_WAITV, waitvAddress, n + 1, 0, ts, FUTEX.CLOCK_MONOTONIC, 0);
+  if (r < 0 && sys.errno() === ENOSYS) return 'unsupported';
+  return r;
+}
+
+for (;;) {
+  const generation = Atomics.load(control, 0);
+  drain();
+  const now = performance.now();
+  const list = [...entries];
+  const expired = list.filter(([, e]) => e.deadline <= now).map(([id]) => id);
+  if (expired.length > 0) {
+    report(expired);
+    continue;
+  }
+  const nearest = list.reduce((min, [, e]) => Math.min(min, e.deadline), Infinity) - now;
+  if (list.length === 0) {
+    futexWait(controlAddress, generation);
+    continue;
+  }
+  if (haveWaitv && list.length < FUTEX.WAITV_MAX) {
+    const r = waitAll(generation, list, nearest);
+    if (r === 'unsupported') {
+      haveWaitv = false;
+    } else if (r > 0) {
+      // Entry r-1 was woken.
+      report([list[r - 1]![0]]);
+    } else if (r < 0) {
+      const e = sys.errno();
+      // A timeout or a signal: the next round reports what expired. EAGAIN (some value
+      // already differed, the kernel does not say which) or EFAULT (a word is no longer
+      // mapped): let the main thread re-check them all, unless only the requests changed.
+      if (e !== ETIMEDOUT && e !== EINTR && Atomics.load(control, 0) === generation) report(list.map(([id]) => id));
+    }
+    continue;
+  }
+  // Fallback (macOS, kernels before 5.16, or more than 127 waits): wait on each word in
+  // turn for a short while. Pending requests are checked between turns.
+  const slice = Math.min(nearest, list.length === 1 ? 50 : 1);
+  for (const [id, e] of list) {
+    if (Atomics.load(control, 0) !== generation) break;
+    if (futexWait(e.address, e.expected, slice)) {
+      report([id]);
+      break;
+    }
+  }
+}
