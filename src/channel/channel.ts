@@ -21,7 +21,7 @@ import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { futexWait, futexWake, processAlive } from '../sync/futex.js';
-import { LIVENESS_MS, lockSync, PID, unlock } from '../sync/robust-lock.js';
+import { LIVENESS_MS, lockSync, PID, takeOverIfDead, tryLock, unlock } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
 import {
@@ -79,9 +79,9 @@ export interface ChannelStats {
   depth: number;
   /** Fixed: bytes per message; Variable: capacity; Empty: 0. */
   width: number;
-  /** Messages sent so far (claimed slots, modulo 2^32). */
+  /** Messages sent so far (claimed slots), modulo depth × ⌊2^31 / depth⌋. */
   sent: number;
-  /** Messages taken so far (modulo 2^32). */
+  /** Messages taken so far, modulo the same. */
   received: number;
   /** Messages in the channel now (being written, ready, or being read). */
   queued: number;
@@ -93,9 +93,13 @@ export interface ChannelStats {
   lockHolder: number;
 }
 
+// A channel collected without release() forgets its place in the overlap registry.
+const structures = new FinalizationRegistry<() => void>((forget) => forget());
+
 const CLAIM_FULL = -1;
 const CLAIM_CLOSED = -2;
 const CLAIM_BLOCKED = -3;
+const CLAIM_LOCKED = -4; // the lock is held by another process (async and try* calls only)
 
 // Async waits poll the channel on the next few event-loop turns before handing the wait
 // to the waiter thread: a reply that comes within microseconds is caught without a
@@ -158,10 +162,19 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   readonly #width: number;
   readonly #payload: Payload;
   readonly #rendezvous: boolean;
+  /** head and tail count modulo this multiple of depth (at most 2^31), so `index % depth` never jumps when they wrap. */
+  readonly #cycle: number;
+  /** Position the last successful #claimSend claimed (for Unbuffered hand-over). */
+  #claimed = 0;
+  /** Aborted by release(): pending async waits of this handle end. */
+  readonly #released = new AbortController();
   readonly #lockSpin = new SpinBudget(2_000, 64, 20_000);
   readonly #sendSpin = new SpinBudget();
   readonly #recvSpin = new SpinBudget();
   #asyncPoll = ASYNC_POLL_INITIAL;
+  // Set when a bounded sleep on a busy peer ran out: only then are peers' pids checked
+  // for liveness (a kill(2) and a /proc read), so the hot path makes no such calls.
+  #suspect = false;
   #forget: () => void;
 
   /** @internal */
@@ -189,6 +202,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       } finally {
         head.unmap();
       }
+      if (offset + total > shm.size) {
+        throw new LayoutError(`the header at offset ${offset} of shared memory '${shm.name}' describes ${total} bytes, but the object ends at ${shm.size}: it is corrupt or truncated`);
+      }
     }
     this.region = Region.map(shm, offset, total);
     const sig = wanted ?? readHeader(this.region);
@@ -201,6 +217,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       throw err;
     }
     this.#forget = forget;
+    structures.register(this, forget, this);
     const buffer = this.region.mapping.buffer!;
     this.#w = new Int32Array(buffer, this.region.start, total / 4);
     this.#u8 = new Uint8Array(buffer, this.region.start, total);
@@ -211,6 +228,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#width = this.info.width;
     this.#payload = this.info.payload;
     this.#rendezvous = this.info.kind === Kind.Unbuffered;
+    this.#cycle = cycleOf(this.#depth);
   }
 
   /** Kind, such as `"SingleBuffered.Variable"`. */
@@ -254,9 +272,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       kind: this.kind,
       depth: this.#depth,
       width: this.#width,
-      sent: tail >>> 0,
-      received: head >>> 0,
-      queued: ((tail - head) >>> 0) + reading,
+      sent: tail,
+      received: head,
+      queued: this.#dist(tail, head) + reading,
       closed: Atomics.load(w, W.CLOSED) !== 0,
       waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS), lock: Atomics.load(w, W.LOCK_WAITERS) },
       lockHolder: Atomics.load(w, W.LOCK),
@@ -279,7 +297,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     let slot: number;
     for (;;) {
       const seen = Atomics.load(this.#words(), W.NOT_FULL_SEQ);
-      slot = this.#claimSend();
+      slot = this.#claimSend(deadline);
       if (slot >= 0) break;
       if (slot === CLAIM_CLOSED) throw new ClosedWriteError();
       if (!spun && slot === CLAIM_FULL) {
@@ -290,7 +308,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       this.#sleepSync(W.NOT_FULL_SEQ, W.SEND_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, 'send');
     }
     if (sleptAt !== 0) this.#sendSpin.slept(performance.now() - sleptAt);
-    const position = Atomics.load(this.#w, W.TAIL) - 1;
+    const position = this.#claimed;
     this.#fill(slot, msg);
     this.#publish(slot);
     if (this.#rendezvous) this.#awaitTakenSync(slot, position, deadline);
@@ -314,6 +332,10 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       slot = this.#claimSend();
       if (slot >= 0) break;
       if (slot === CLAIM_CLOSED) throw new ClosedWriteError();
+      if (slot === CLAIM_LOCKED) {
+        await this.#awaitLock(deadline, signal, 'send');
+        continue;
+      }
       if (slot === CLAIM_FULL && polls < this.#asyncPoll) {
         polls++;
         await nextTurn();
@@ -322,21 +344,27 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       await this.#sleepAsync(W.NOT_FULL_SEQ, W.SEND_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, signal, 'send');
     }
     this.#tunePoll(polls);
-    const position = Atomics.load(this.#w, W.TAIL) - 1;
+    const position = this.#claimed;
     this.#fill(slot, msg);
     this.#publish(slot);
     if (this.#rendezvous) await this.#awaitTakenAsync(slot, position, deadline, signal);
   }
 
   /**
-   * Sends if there is room now; never waits. Returns `false` when the channel is full
-   * (for Unbuffered: when no receiver is waiting for a message).
+   * Sends if there is room now, without waiting for room. Returns `false` when the
+   * channel is full.
+   *
+   * Unbuffered: the message is offered only while a receive is in progress (in any
+   * process), and `true` means it was placed for that receive; it does not wait for the
+   * hand-over, so it works with a receive pending in the same thread. If that receive
+   * then gives up (timeout, abort), the message stays for the next receive.
    * @throws {@link ClosedWriteError} when the channel is closed.
    */
   trySend(data?: Payload_): boolean {
     const msg = this.#encode(data);
-    if (this.#rendezvous && Atomics.load(this.#w, W.RECV_WAITERS) === 0) {
-      if (this.closed) throw new ClosedWriteError();
+    const w = this.#words();
+    if (this.#rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) {
+      if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
       return false;
     }
     const slot = this.#claimSend();
@@ -359,8 +387,32 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   recvSync(options?: RecvOptions): Buffer | string {
     const opts = checkOptions<RecvOptions>('options', options);
     const encoding = checkEncoding(opts.encoding);
-    const slot = this.#recvSlotSync(deadlineOf(opts.timeout));
+    const deadline = deadlineOf(opts.timeout);
+    const slot = this.#receiving(() => this.#recvSlotSync(deadline));
     return this.#take(slot, encoding, null) as Buffer | string;
+  }
+
+  /** Unbuffered: counts a receive in progress for the duration of `fn`, so senders can hand over. */
+  #receiving<T>(fn: () => T): T {
+    if (!this.#rendezvous) return fn();
+    const w = this.#words();
+    Atomics.add(w, W.RECV_ACTIVE, 1);
+    try {
+      return fn();
+    } finally {
+      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
+    }
+  }
+
+  async #receivingAsync<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.#rendezvous) return fn();
+    const w = this.#words();
+    Atomics.add(w, W.RECV_ACTIVE, 1);
+    try {
+      return await fn();
+    } finally {
+      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
+    }
   }
 
   /**
@@ -370,7 +422,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   recvIntoSync(target: Uint8Array, options?: SendOptions): number {
     this.#checkTarget(target);
-    const slot = this.#recvSlotSync(deadlineOf(checkOptions<SendOptions>('options', options).timeout));
+    const deadline = deadlineOf(checkOptions<SendOptions>('options', options).timeout);
+    const slot = this.#receiving(() => this.#recvSlotSync(deadline));
     return this.#take(slot, undefined, target) as number;
   }
 
@@ -383,7 +436,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   async recv(options?: RecvOptions): Promise<Buffer | string> {
     const opts = checkOptions<RecvOptions>('options', options);
     const encoding = checkEncoding(opts.encoding);
-    const slot = await this.#recvSlotAsync(deadlineOf(opts.timeout), opts.signal);
+    const deadline = deadlineOf(opts.timeout);
+    const slot = await this.#receivingAsync(() => this.#recvSlotAsync(deadline, opts.signal));
     return this.#take(slot, encoding, null) as Buffer | string;
   }
 
@@ -391,7 +445,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   async recvInto(target: Uint8Array, options?: SendOptions): Promise<number> {
     this.#checkTarget(target);
     const opts = checkOptions<SendOptions>('options', options);
-    const slot = await this.#recvSlotAsync(deadlineOf(opts.timeout), opts.signal);
+    const deadline = deadlineOf(opts.timeout);
+    const slot = await this.#receivingAsync(() => this.#recvSlotAsync(deadline, opts.signal));
     return this.#take(slot, undefined, target) as number;
   }
 
@@ -444,7 +499,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   release(): void {
     if (!this.region.isMapped) return;
     this.#forget();
+    structures.unregister(this);
     this.region.unmap();
+    this.#released.abort();
   }
 
   /** Same as {@link Channel.release} (`using ch = ...`). */
@@ -453,6 +510,17 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 
   // ---- engine --------------------------------------------------------------------
+
+  /** The counter after `i`. */
+  #next(i: number): number {
+    return i + 1 === this.#cycle ? 0 : i + 1;
+  }
+
+  /** How far counter `a` is ahead of counter `b`. */
+  #dist(a: number, b: number): number {
+    const d = a - b;
+    return d < 0 ? d + this.#cycle : d;
+  }
 
   #words(): Int32Array {
     if (!this.region.isMapped) throw new RegionUnmappedError(`channel at offset ${this.region.offset} of shared memory '${this.region.objectName}' was released`);
@@ -463,67 +531,105 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     return (SLOTS_OFFSET + slot * this.#stride) >>> 2;
   }
 
-  #lock(): void {
+  /**
+   * Takes the channel's lock. With `deadline` (sync calls) it waits, sleeping in the
+   * kernel, and throws TimeoutError when the deadline passes. Without (async and try*
+   * calls) it only tries briefly and returns false, so the event loop never blocks on
+   * another process's critical section. A dead holder's critical section is always
+   * repairable (see #claimSend/#claimRecv), so a takeover needs nothing more.
+   */
+  #lock(deadline?: number): boolean {
     const w = this.#words();
-    // A dead holder's critical section is always repairable (see #claimSend/#claimRecv), so a takeover needs no more.
-    lockSync(w, W.LOCK, W.LOCK_WAITERS, this.#base + W.LOCK * 4, this.#lockSpin);
+    if (deadline === undefined) {
+      if (tryLock(w, W.LOCK) === 0) return true;
+      for (let i = 256; i > 0; i--) if (Atomics.load(w, W.LOCK) === 0 && tryLock(w, W.LOCK) === 0) return true;
+      return false;
+    }
+    if (lockSync(w, W.LOCK, W.LOCK_WAITERS, this.#base + W.LOCK * 4, this.#lockSpin, deadline) === -1) {
+      throw new TimeoutError(`waiting for the lock of the ${this.kind} channel timed out (held by process ${Atomics.load(w, W.LOCK)})`);
+    }
+    return true;
+  }
+
+  /** Async: waits until the lock looks free (or its dead holder is replaced). */
+  async #awaitLock(deadline: number, signal: AbortSignal | undefined, what: string): Promise<void> {
+    const w = this.#words();
+    const address = this.#base + W.LOCK * 4;
+    const holder = Atomics.load(w, W.LOCK);
+    if (holder === 0) return;
+    const left = deadline - performance.now();
+    if (left <= 0) throw new TimeoutError(`${what} on ${this.kind} channel timed out waiting for its lock (held by process ${holder})`);
+    Atomics.add(w, W.LOCK_WAITERS, 1);
+    const started = performance.now();
+    try {
+      const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
+      await asyncWaiter.wait(address, holder, Math.min(LIVENESS_MS, left), stop);
+    } finally {
+      if (this.region.isMapped) Atomics.sub(w, W.LOCK_WAITERS, 1);
+    }
+    checkAborted(signal);
+    this.#words();
+    if (performance.now() - started >= LIVENESS_MS * 0.9 && takeOverIfDead(w, W.LOCK, holder)) this.#unlock();
   }
 
   #unlock(): void {
     unlock(this.#w, W.LOCK, W.LOCK_WAITERS, this.#base + W.LOCK * 4);
   }
 
-  /** Claims the slot at tail for writing. Returns the slot index, or CLAIM_*. */
-  #claimSend(): number {
-    this.#lock();
+  /** Claims the slot at tail for writing. Returns the slot index, or CLAIM_*. `deadline`: see #lock. */
+  #claimSend(deadline?: number): number {
+    if (!this.#lock(deadline)) return CLAIM_LOCKED;
     const w = this.#w;
     try {
       if (Atomics.load(w, W.CLOSED) !== 0) return CLAIM_CLOSED;
       const tail = Atomics.load(w, W.TAIL);
-      if (((tail - Atomics.load(w, W.HEAD)) >>> 0) >= this.#depth) return CLAIM_FULL;
-      const slot = (tail >>> 0) % this.#depth;
+      if (this.#dist(tail, Atomics.load(w, W.HEAD)) >= this.#depth) return CLAIM_FULL;
+      const slot = tail % this.#depth;
       const si = this.#stateIndexUnchecked(slot);
       const state = Atomics.load(w, si);
       if (state !== 0) {
         // The slot is still being read by a receiver from the previous lap (or was left
         // mid-way by a process that died under the lock). Wait for a live one; repair a dead one.
-        if (processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
+        if (!this.#suspect || processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
       }
+      this.#suspect = false;
       Atomics.store(w, si, slotState(WRITING, PID));
-      Atomics.store(w, W.TAIL, (tail + 1) | 0);
+      Atomics.store(w, W.TAIL, this.#next(tail));
+      this.#claimed = tail;
       return slot;
     } finally {
       this.#unlock();
     }
   }
 
-  /** Claims the slot at head for reading. Returns the slot index, or CLAIM_*. */
-  #claimRecv(): number {
-    this.#lock();
+  /** Claims the slot at head for reading. Returns the slot index, or CLAIM_*. `deadline`: see #lock. */
+  #claimRecv(deadline?: number): number {
+    if (!this.#lock(deadline)) return CLAIM_LOCKED;
     const w = this.#w;
     try {
       for (;;) {
         const head = Atomics.load(w, W.HEAD);
         if (head === Atomics.load(w, W.TAIL)) return Atomics.load(w, W.CLOSED) !== 0 ? CLAIM_CLOSED : CLAIM_FULL;
-        const slot = (head >>> 0) % this.#depth;
+        const slot = head % this.#depth;
         const si = this.#stateIndexUnchecked(slot);
         const state = Atomics.load(w, si);
         const phase = state >>> 30;
         if (phase === FULL) {
+          this.#suspect = false;
           Atomics.store(w, si, slotState(READING, PID));
-          Atomics.store(w, W.HEAD, (head + 1) | 0);
+          Atomics.store(w, W.HEAD, this.#next(head));
           return slot;
         }
         if (phase === READING) {
           // Only possible if a receiver died inside this very section: the message is intact.
-          if (processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
+          if (!this.#suspect || processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
           Atomics.store(w, si, slotState(FULL, 0));
           continue;
         }
-        if (phase === WRITING && processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
+        if (phase === WRITING && (!this.#suspect || processAlive(state & PID_MASK))) return CLAIM_BLOCKED;
         // The sender died mid-copy (or the slot is empty by a repair): drop it, never deliver a torn message.
         Atomics.store(w, si, 0);
-        Atomics.store(w, W.HEAD, (head + 1) | 0);
+        Atomics.store(w, W.HEAD, this.#next(head));
         this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
       }
     } finally {
@@ -549,7 +655,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   #looksSendable(): boolean {
     const w = this.#w;
-    return ((Atomics.load(w, W.TAIL) - Atomics.load(w, W.HEAD)) >>> 0) < this.#depth || Atomics.load(w, W.CLOSED) !== 0;
+    return this.#dist(Atomics.load(w, W.TAIL), Atomics.load(w, W.HEAD)) < this.#depth || Atomics.load(w, W.CLOSED) !== 0;
   }
 
   #looksReceivable(): boolean {
@@ -594,7 +700,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       const left = deadline - performance.now();
       if (left <= 0) throw new TimeoutError(`${what} on ${this.kind} channel timed out`);
       const limit = blocked ? Math.min(LIVENESS_MS, left) : left;
-      futexWait(this.#base + seq * 4, seen, Number.isFinite(limit) ? limit : undefined);
+      if (!futexWait(this.#base + seq * 4, seen, Number.isFinite(limit) ? limit : undefined) && blocked) this.#suspect = true;
     } finally {
       Atomics.sub(w, waiters, 1);
     }
@@ -607,8 +713,12 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       if (Atomics.load(w, seq) !== seen) return;
       const left = deadline - performance.now();
       if (left <= 0) throw new TimeoutError(`${what} on ${this.kind} channel timed out`);
-      await asyncWaiter.wait(this.#base + seq * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, signal);
+      const started = performance.now();
+      const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
+      await asyncWaiter.wait(this.#base + seq * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, stop);
       checkAborted(signal);
+      this.#words(); // throws RegionUnmappedError once released
+      if (blocked && performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
     } finally {
       if (this.region.isMapped) Atomics.sub(w, waiters, 1);
     }
@@ -624,7 +734,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     let sleptAt = 0;
     for (;;) {
       const seen = Atomics.load(this.#words(), W.NOT_EMPTY_SEQ);
-      const slot = this.#claimRecv();
+      const slot = this.#claimRecv(deadline);
       if (slot >= 0) {
         if (sleptAt !== 0) this.#recvSpin.slept(performance.now() - sleptAt);
         return slot;
@@ -635,7 +745,14 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         if (this.#spinUntilReceivable()) continue;
         sleptAt = performance.now();
       }
-      this.#sleepSync(W.NOT_EMPTY_SEQ, W.RECV_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, 'receive');
+      try {
+        this.#sleepSync(W.NOT_EMPTY_SEQ, W.RECV_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, 'receive');
+      } catch (err) {
+        // A message that arrived just as the time ran out is delivered, not left behind.
+        const last = err instanceof TimeoutError ? this.#claimRecv(Infinity) : -1;
+        if (last >= 0) return last;
+        throw err;
+      }
     }
   }
 
@@ -650,32 +767,43 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         return slot;
       }
       if (slot === CLAIM_CLOSED) throw new ChannelClosedError();
+      if (slot === CLAIM_LOCKED) {
+        await this.#awaitLock(deadline, signal, 'receive');
+        continue;
+      }
       if (slot === CLAIM_FULL && polls < this.#asyncPoll) {
         polls++;
         await nextTurn();
         continue;
       }
-      await this.#sleepAsync(W.NOT_EMPTY_SEQ, W.RECV_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, signal, 'receive');
+      try {
+        await this.#sleepAsync(W.NOT_EMPTY_SEQ, W.RECV_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, signal, 'receive');
+      } catch (err) {
+        const last = err instanceof TimeoutError ? this.#claimRecv() : -1;
+        if (last >= 0) return last;
+        throw err;
+      }
     }
   }
 
   /** Unbuffered: the message at `position` has been taken and fully copied out. */
   #taken(slot: number, position: number): boolean {
     const w = this.#w;
-    const head = Atomics.load(w, W.HEAD);
-    if (((head - position - 1) | 0) < 0) return false;
-    if (head !== ((position + 1) | 0)) return true;
+    const passed = this.#dist(Atomics.load(w, W.HEAD), position);
+    if (passed === 0 || passed > this.#cycle / 2) return false;
+    if (passed > 1) return true;
     const state = Atomics.load(w, this.#stateIndexUnchecked(slot));
     // Being read by a receiver that is alive: wait; a receiver that died has taken it with it.
-    return !(state >>> 30 === READING && processAlive(state & PID_MASK));
+    return !(state >>> 30 === READING && (!this.#suspect || processAlive(state & PID_MASK)));
   }
 
   /** Unbuffered: takes the message back if no receiver has claimed it. Returns true when it did. */
   #retract(slot: number, position: number): boolean {
-    this.#lock();
+    this.#lock(Infinity);
     try {
       const w = this.#w;
-      if (((Atomics.load(w, W.HEAD) - position - 1) | 0) >= 0) return false;
+      const passed = this.#dist(Atomics.load(w, W.HEAD), position);
+      if (passed !== 0 && passed <= this.#cycle / 2) return false;
       Atomics.store(w, this.#stateIndexUnchecked(slot), 0);
       Atomics.store(w, W.TAIL, position);
     } finally {
@@ -764,6 +892,11 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     if (!(target instanceof Uint8Array)) throw new InvalidArgumentError(`target must be a Uint8Array or Buffer, got ${describe(target)}`);
     if (target.length < this.#width) throw new OutOfRangeError(`target holds ${target.length} bytes; this ${this.kind} channel's messages can be ${this.#width} bytes`);
   }
+}
+
+/** The modulus of a channel's head and tail: the largest multiple of depth not above 2^31. */
+export function cycleOf(depth: number): number {
+  return depth * Math.floor(2 ** 31 / depth);
 }
 
 function deadlineOf(timeout: unknown): number {

@@ -10,7 +10,7 @@ import { checkIndex, checkOptions, describe } from '../validate.js';
 import { Channel, type ChannelOptions } from './channel.js';
 import * as K from './kinds.js';
 import { H, Kind, Payload } from './layout.js';
-import { readHeader } from './structure.js';
+import { initOrAttach } from './structure.js';
 
 function create(shm: SharedMemory, options: ChannelOptions & { depth: number; width: number }): Channel {
   const o = checkOptions<ChannelOptions & { depth: number; width: number }>('options', options);
@@ -18,6 +18,7 @@ function create(shm: SharedMemory, options: ChannelOptions & { depth: number; wi
   if (typeof depth !== 'number' || !Number.isSafeInteger(depth)) throw new InvalidArgumentError(`options.depth must be an integer, got ${describe(depth)}`);
   if (typeof width !== 'number' || !Number.isSafeInteger(width)) throw new InvalidArgumentError(`options.width must be an integer, got ${describe(width)}`);
   if (depth < 0) throw new OutOfRangeError(`options.depth must be 0 (Unbuffered), 1 (SingleBuffered) or more (Buffered), got ${depth}`);
+  if (Math.abs(width) > K.MAX_WIDTH) throw new OutOfRangeError(`options.width must be from -${K.MAX_WIDTH} to ${K.MAX_WIDTH}, got ${width}`);
   const base = { offset: o.offset, autosize: o.autosize };
   const kind = depth === 0 ? Kind.Unbuffered : depth === 1 ? Kind.SingleBuffered : Kind.Buffered;
   const payload = width === 0 ? Payload.Empty : width > 0 ? Payload.Fixed : Payload.Variable;
@@ -35,7 +36,8 @@ function attach(shm: SharedMemory, options?: { offset?: number }): Channel {
   let kind: number;
   let payload: number;
   try {
-    ({ kind, payload } = readHeader(head));
+    // Waits for a creator that is still initialising; all zeros or garbage is an error.
+    ({ kind, payload } = initOrAttach(head, null, 0));
   } finally {
     head.unmap();
   }

@@ -25,12 +25,13 @@
  * |-------:|--------------|------------------------------------|---------|
  * | 64     | lock         | everyone, CAS                      | 0 free, else holder pid (robust lock: see sync/robust-lock.ts) |
  * | 68     | lockWaiters  | sleepers on `lock`                 | count of sleepers; unlock wakes only when non-zero |
- * | 128    | head         | receivers, under `lock`            | messages taken so far (mod 2^32); next slot to take is head % depth |
+ * | 128    | head         | receivers, under `lock`            | messages taken so far, modulo depth × ⌊2^31 / depth⌋; next slot to take is head % depth |
  * | 132    | notFullSeq   | receivers, atomic add              | bumped when a slot is freed, and on close: senders sleep on it |
  * | 136    | sendWaiters  | sleeping senders                   | count; a receiver wakes `notFullSeq` only when non-zero |
- * | 192    | tail         | senders, under `lock`              | slots claimed so far (mod 2^32); next slot to claim is tail % depth |
+ * | 192    | tail         | senders, under `lock`              | slots claimed so far, modulo depth × ⌊2^31 / depth⌋; next slot to claim is tail % depth |
  * | 196    | notEmptySeq  | senders, atomic add                | bumped when a message is published, and on close: receivers sleep on it |
  * | 200    | recvWaiters  | sleeping receivers                 | count; a sender wakes `notEmptySeq` only when non-zero |
+ * | 204    | recvActive   | receivers of an Unbuffered channel | count of receives in progress (spinning or sleeping): `trySend` hands over only when non-zero |
  *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field   | meaning |
@@ -98,6 +99,7 @@ export const W = {
   TAIL: 192 / 4,
   NOT_EMPTY_SEQ: 196 / 4,
   RECV_WAITERS: 200 / 4,
+  RECV_ACTIVE: 204 / 4,
 } as const;
 
 /** Indexes of 32-bit words in a mutex. */

@@ -16,6 +16,9 @@ export interface LockOptions {
   signal?: AbortSignal;
 }
 
+// A mutex collected without release() forgets its place in the overlap registry.
+const structures = new FinalizationRegistry<() => void>((forget) => forget());
+
 const SHAPE: HeaderInfo = { kind: Kind.Mutex, payload: Payload.Empty, depth: 0, width: 0, stride: 0, totalSize: MUTEX_SIZE };
 
 // Mutexes this thread holds, by object and offset: a second lock would wait forever.
@@ -47,20 +50,29 @@ export class Mutex {
   readonly #address: number;
   readonly #key: string;
   readonly #spin = new SpinBudget(2_000, 64, 50_000);
+  readonly #forget: () => void;
 
   /**
    * @param region - At least {@link Mutex.SIZE} bytes at a 16-byte aligned offset. The
    *   mutex keeps the region mapped for as long as it is reachable.
    * @throws {@link OutOfRangeError} / {@link MisalignedError} for a region too small or misaligned (the gem's RangeError).
    * @throws {@link LayoutError} when the bytes there are neither zero nor a mutex.
+   * @throws {@link OverlapError} when a channel or another structure of this process overlaps it.
    */
   constructor(region: Region) {
     if (!(region instanceof Region)) throw new InvalidArgumentError(`Mutex needs a Region, got ${describe(region)}`);
     if (region.length < MUTEX_SIZE) throw new OutOfRangeError(`a Mutex needs a region of at least ${MUTEX_SIZE} bytes, got ${region.length}`);
     if (region.offset % Mutex.ALIGNMENT !== 0) throw new MisalignedError(`a Mutex needs a 16-byte aligned region; this one starts at offset ${region.offset}`);
     const address = region.address;
-    holdStructure(region, SHAPE);
-    initOrAttach(region, SHAPE, 0);
+    const forget = holdStructure(region, SHAPE);
+    try {
+      initOrAttach(region, SHAPE, 0);
+    } catch (err) {
+      forget();
+      throw err;
+    }
+    this.#forget = forget;
+    structures.register(this, forget, this);
     this.#region = region;
     this.#w = new Int32Array(region.mapping.buffer!, region.start, MUTEX_SIZE / 4);
     this.#address = address + MW.LOCK * 4;
@@ -112,12 +124,12 @@ export class Mutex {
   }
 
   /**
-   * Locks without blocking the event loop.
-   * Rejects with {@link OwnerDeadError} (the caller then holds the mutex), {@link DeadlockError}, {@link TimeoutError} or {@link AbortError}.
+   * Locks without blocking the event loop. While another async task of this thread
+   * holds the mutex, this waits for its `unlock()` like any other locker.
+   * Rejects with {@link OwnerDeadError} (the caller then holds the mutex), {@link TimeoutError} or {@link AbortError}.
    */
   async lockAsync(options?: LockOptions): Promise<void> {
     const w = this.#words();
-    this.#checkNotHeld();
     const opts = checkOptions<LockOptions>('options', options);
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + checkTimeout(opts.timeout);
     const signal = opts.signal;
@@ -184,6 +196,15 @@ export class Mutex {
     } finally {
       this.unlock();
     }
+  }
+
+  /**
+   * Lets go of this handle (the mutex itself stays in shared memory for other processes).
+   * Does not unlock. Idempotent.
+   */
+  release(): void {
+    this.#forget();
+    structures.unregister(this);
   }
 
   #acquired(deadPid: number): true {

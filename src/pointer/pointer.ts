@@ -15,6 +15,11 @@ import { checkIndex, describe } from '../validate.js';
 type IntArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
 type BigArray = BigInt64Array | BigUint64Array;
 
+/** "an" before Int8…Int64, "a" before UInt…/Float…. */
+function article(typeName: string): string {
+  return typeName.startsWith('I') ? 'an' : 'a';
+}
+
 function unmapped(m: Mapping, offset: number): RegionUnmappedError {
   return new RegionUnmappedError(
     `pointer at offset ${offset} of shared memory '${m.objectName}' used after its region was unmapped`,
@@ -36,7 +41,7 @@ abstract class PointerBase {
     checkIndex('byteOffset', byteOffset);
     if (byteOffset + width > region.length) {
       throw new OutOfRangeError(
-        `a ${typeName} (${width} bytes) at byte ${byteOffset} does not fit in a region of ${region.length} bytes`,
+        `${article(typeName)} ${typeName} (${width} bytes) at byte ${byteOffset} does not fit in a region of ${region.length} bytes`,
       );
     }
     if (!region.isMapped) void region.address; // throws RegionUnmappedError
@@ -192,7 +197,7 @@ abstract class SmallIntPtr extends PointerBase {
     if (!this.m.mapped) this.fail();
     if (this.#a === null) {
       throw new MisalignedError(
-        `atomic operations need a ${this.#spec.name} aligned to ${this.width} bytes; this one is at object offset ${this.objectOffset}`,
+        `atomic operations need ${article(this.#spec.name)} ${this.#spec.name} aligned to ${this.width} bytes; this one is at object offset ${this.objectOffset}`,
       );
     }
     return this.#a;
@@ -201,7 +206,7 @@ abstract class SmallIntPtr extends PointerBase {
   #check(value: unknown): number {
     if (typeof value === 'number') {
       if (!Number.isInteger(value)) {
-        throw new InvalidArgumentError(`a ${this.#spec.name} value must be an integer or a boolean, got ${describe(value)}`);
+        throw new InvalidArgumentError(`${article(this.#spec.name)} ${this.#spec.name} value must be an integer or a boolean, got ${describe(value)}`);
       }
     } else if (typeof value === 'boolean') {
       return value ? 1 : 0;
@@ -209,19 +214,19 @@ abstract class SmallIntPtr extends PointerBase {
       if (value < BigInt(this.min) || value > BigInt(this.max)) throw this.#domain(value);
       return Number(value);
     } else {
-      throw new InvalidArgumentError(`a ${this.#spec.name} value must be an integer or a boolean, got ${describe(value)}`);
+      throw new InvalidArgumentError(`${article(this.#spec.name)} ${this.#spec.name} value must be an integer or a boolean, got ${describe(value)}`);
     }
     if (value < this.min || value > this.max) throw this.#domain(value);
     return value;
   }
 
   #domain(value: number | bigint): IntDomainError {
-    return new IntDomainError(`${describe(value)} does not fit in a ${this.#spec.name} (${this.min}..${this.max})`);
+    return new IntDomainError(`${describe(value)} does not fit in ${article(this.#spec.name)} ${this.#spec.name} (${this.min}..${this.max})`);
   }
 
   #checkBit(bit: number): void {
     checkIndex('bit', bit);
-    if (bit >= this.width * 8) throw new OutOfRangeError(`bit must be below ${this.width * 8} for a ${this.#spec.name}, got ${bit}`);
+    if (bit >= this.width * 8) throw new OutOfRangeError(`bit must be below ${this.width * 8} for ${article(this.#spec.name)} ${this.#spec.name}, got ${bit}`);
   }
 }
 
@@ -330,7 +335,7 @@ abstract class BigIntPtr extends PointerBase {
   #atomic(): BigInt64Array {
     if (!this.m.mapped) this.fail();
     if (this.#a === null) {
-      throw new MisalignedError(`atomic operations need a ${this.#spec.name} aligned to 8 bytes; this one is at object offset ${this.objectOffset}`);
+      throw new MisalignedError(`atomic operations need ${article(this.#spec.name)} ${this.#spec.name} aligned to 8 bytes; this one is at object offset ${this.objectOffset}`);
     }
     return this.#a as BigInt64Array;
   }
@@ -341,19 +346,19 @@ abstract class BigIntPtr extends PointerBase {
     else if (typeof value === 'boolean') return value ? 1n : 0n;
     else if (typeof value === 'number' && Number.isSafeInteger(value)) v = BigInt(value);
     else if (typeof value === 'number' && Number.isInteger(value)) {
-      throw new InvalidArgumentError(`${describe(value)} is not a safe integer: pass a bigint to a ${this.#spec.name}`);
+      throw new InvalidArgumentError(`${describe(value)} is not a safe integer: pass a bigint to ${article(this.#spec.name)} ${this.#spec.name}`);
     } else {
-      throw new InvalidArgumentError(`a ${this.#spec.name} value must be a bigint, an integer or a boolean, got ${describe(value)}`);
+      throw new InvalidArgumentError(`${article(this.#spec.name)} ${this.#spec.name} value must be a bigint, an integer or a boolean, got ${describe(value)}`);
     }
     if (v < this.min || v > this.max) {
-      throw new IntDomainError(`${describe(v)} does not fit in a ${this.#spec.name} (${this.min}..${this.max})`);
+      throw new IntDomainError(`${describe(v)} does not fit in ${article(this.#spec.name)} ${this.#spec.name} (${this.min}..${this.max})`);
     }
     return v;
   }
 
   #checkBit(bit: number): void {
     checkIndex('bit', bit);
-    if (bit >= 64) throw new OutOfRangeError(`bit must be below 64 for a ${this.#spec.name}, got ${bit}`);
+    if (bit >= 64) throw new OutOfRangeError(`bit must be below 64 for ${article(this.#spec.name)} ${this.#spec.name}, got ${bit}`);
   }
 }
 
@@ -384,7 +389,7 @@ abstract class FloatPtr extends PointerBase {
 
   /** Writes `value` (any number, NaN and infinities included; a Float32 rounds it). */
   write(value: number): void {
-    if (typeof value !== 'number') throw new InvalidArgumentError(`a ${this.#name} value must be a number, got ${describe(value)}`);
+    if (typeof value !== 'number') throw new InvalidArgumentError(`${article(this.#name)} ${this.#name} value must be a number, got ${describe(value)}`);
     if (!this.m.mapped) this.fail();
     if (this.#a !== null) this.#a[0] = value;
     else if (this.width === 4) this.#dv.setFloat32(0, value, true);
@@ -410,7 +415,7 @@ export class Int8Ptr extends SmallIntPtr {
 export class UInt8Ptr extends SmallIntPtr {
   constructor(region: Region, byteOffset = 0) { super(region, byteOffset, U8); }
 }
-/** A signed 16-bit integer at `byteOffset` of `region` (native byte order). */
+/** A signed 16-bit integer at `byteOffset` of `region` (little-endian, the byte order of every supported CPU). */
 export class Int16Ptr extends SmallIntPtr {
   constructor(region: Region, byteOffset = 0) { super(region, byteOffset, I16); }
 }

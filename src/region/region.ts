@@ -44,7 +44,7 @@ export class Region implements Disposable {
     this.start = start;
     this.#length = length;
     mapping.acquire();
-    leases.register(this, mapping);
+    leases.register(this, mapping, this);
   }
 
   /**
@@ -76,7 +76,8 @@ export class Region implements Disposable {
         );
       }
       if (shm.rules.mapPastEndFails) {
-        throw systemError(`map bytes ${offset}..${end} past the end (${size})`, 'mmap', sys.errnoValues.EINVAL ?? 22, shm.name);
+        // What macOS's mmap answers for a range past the end (done here so injected rules behave the same).
+        throw systemError(`map bytes ${offset}..${end}, past the end (${size} bytes) of shared memory`, 'mmap', sys.errnoValues.EINVAL ?? 22, shm.name);
       }
     }
     const aligned = offset - (offset % pageSize);
@@ -159,6 +160,7 @@ export class Region implements Disposable {
    * It keeps the mapping alive as long as it is reachable.
    */
   slice(start: number, end: number = this.#length): Region {
+    this.#check();
     this.#checkRange(start, end);
     return new Region(this.mapping, this.start + start, end - start);
   }

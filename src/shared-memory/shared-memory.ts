@@ -49,6 +49,8 @@ interface InheritedEntry {
   fd: number;
   name: string;
   anonymous: boolean;
+  /** Identity of the object ("dev:ino"), checked in the child before the descriptor is adopted. */
+  key: string;
 }
 
 // Closes the descriptor of a SharedMemory that was collected without close().
@@ -60,7 +62,29 @@ const descriptors = new FinalizationRegistry<number>((fd) => {
   }
 });
 
-let inheritedCache: Map<number, SharedMemory> | undefined;
+// What this process inherited through shm.fork(), read once at the first call: the
+// variable is removed from the environment then, so that grandchildren started with a
+// plain fork() do not believe they inherited descriptors they do not have.
+let inheritedEntries: InheritedEntry[] | undefined;
+const inheritedTaken = new Map<number, SharedMemory>();
+
+function readInherited(): InheritedEntry[] {
+  if (inheritedEntries !== undefined) return inheritedEntries;
+  const raw = process.env[INHERIT_ENV];
+  delete process.env[INHERIT_ENV];
+  if (raw === undefined) return (inheritedEntries = []);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed)) {
+    inheritedEntries = [];
+    throw new InvalidArgumentError(`${INHERIT_ENV} is not valid JSON: ${describe(raw)}`);
+  }
+  return (inheritedEntries = parsed as InheritedEntry[]);
+}
 
 /**
  * A POSIX shared memory object (`shm_open`): a named piece of memory that any process on
@@ -150,7 +174,10 @@ export class SharedMemory implements Disposable {
     } catch (err) {
       throw fromNodeError('adopt descriptor', err, shmName);
     }
-    if (st.isDirectory() || st.isFIFO() || st.isSocket() || st.isCharacterDevice() || st.isBlockDevice()) {
+    // Linux reports shared memory objects as regular files; macOS does not say, so there
+    // only the kinds that are certainly not shared memory are refused.
+    const mappable = sys.platform === 'linux' ? st.isFile() : !(st.isDirectory() || st.isFIFO() || st.isSocket() || st.isCharacterDevice() || st.isBlockDevice());
+    if (!mappable) {
       throw new InvalidArgumentError(`descriptor ${fd} is not a shared memory object and cannot be mapped`);
     }
     return new SharedMemory(fd, shmName, name === undefined, rules);
@@ -163,27 +190,33 @@ export class SharedMemory implements Disposable {
    * @throws {@link InvalidArgumentError} when this process inherited none (it was not started by `shm.fork()`).
    */
   static inherited(name?: string): SharedMemory {
-    const raw = process.env[INHERIT_ENV];
-    if (raw === undefined) {
+    const entries = readInherited();
+    if (entries.length === 0) {
       throw new InvalidArgumentError('this process inherited no shared memory: start it with shm.fork(modulePath) in the parent');
-    }
-    let entries: InheritedEntry[];
-    try {
-      entries = JSON.parse(raw) as InheritedEntry[];
-    } catch {
-      throw new InvalidArgumentError(`${INHERIT_ENV} is not valid JSON: ${describe(raw)}`);
     }
     const entry = name === undefined ? entries[0] : entries.find((e) => e.name === name);
     if (entry === undefined) {
       throw new InvalidArgumentError(`this process inherited no shared memory named ${describe(name)}`);
     }
-    inheritedCache ??= new Map();
-    const cached = inheritedCache.get(entry.fd);
-    if (cached !== undefined && !cached.closed) return cached;
+    const taken = inheritedTaken.get(entry.fd);
+    if (taken !== undefined) {
+      if (taken.closed) throw new ShmClosedError(`the inherited shared memory '${entry.name}' was closed; its descriptor is gone`);
+      return taken;
+    }
+    // The descriptor number must still hold the object the parent handed over.
+    let st: Stats;
+    try {
+      st = fstatSync(entry.fd);
+    } catch {
+      throw new InvalidArgumentError(`the inherited descriptor ${entry.fd} of '${entry.name}' is not open in this process`);
+    }
+    if (`${st.dev}:${st.ino}` !== entry.key) {
+      throw new InvalidArgumentError(`descriptor ${entry.fd} is not the shared memory '${entry.name}' the parent handed over (it was replaced)`);
+    }
     const shm = SharedMemory.fromFd(entry.fd);
     shm.#name = entry.name;
     shm.#anonymous = entry.anonymous;
-    inheritedCache.set(entry.fd, shm);
+    inheritedTaken.set(entry.fd, shm);
     return shm;
   }
 
@@ -344,7 +377,7 @@ export class SharedMemory implements Disposable {
     if (!stdio.includes('ipc')) stdio.push('ipc');
     const childFd = stdio.length;
     stdio.push(fd);
-    const inherited: InheritedEntry[] = [{ fd: childFd, name: this.#name, anonymous: this.#anonymous }];
+    const inherited: InheritedEntry[] = [{ fd: childFd, name: this.#name, anonymous: this.#anonymous, key: this.key }];
     return forkProcess(modulePath, args, {
       ...options,
       stdio,

@@ -67,7 +67,14 @@ class AsyncWaiter {
     const address = sys.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (address === -1 || address === 0) throw new Error('cannot allocate the async waiter control page');
     this.#controlAddress = address;
-    this.#control = new Int32Array(sys.view(address, 4));
+    const control = (this.#control = new Int32Array(sys.view(address, 8)));
+    // At exit Node joins worker threads, and a thread sleeping in a system call would
+    // keep it waiting: tell the thread to end and wake it.
+    process.once('exit', () => {
+      Atomics.store(control, 1, 1);
+      Atomics.add(control, 0, 1);
+      futexWake(address);
+    });
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     port1.unref();

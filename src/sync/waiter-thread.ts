@@ -25,7 +25,12 @@ interface Entry {
 }
 
 const { port, controlAddress } = workerData as { port: MessagePort; controlAddress: number };
-const control = new Int32Array(sys.view(controlAddress, 4));
+// control[0]: generation, bumped by the main thread with each request (the futex word).
+// control[1]: set to 1 when the process exits: the thread must end so Node can join it.
+const control = new Int32Array(sys.view(controlAddress, 8));
+// Even with nothing pending, wake up now and then: a blocking system call cannot be
+// interrupted by Worker termination, so a bounded wait guarantees the thread can end.
+const IDLE_MS = 1000;
 const entries = new Map<number, Entry>();
 const ENOSYS = sys.errnoValues.ENOSYS ?? 38;
 const ETIMEDOUT = sys.errnoValues.ETIMEDOUT ?? 110;
@@ -81,7 +86,7 @@ function waitAll(generation: number, list: [number, Entry][], timeoutMs: number)
   return r;
 }
 
-for (;;) {
+while (Atomics.load(control, 1) === 0) {
   const generation = Atomics.load(control, 0);
   drain();
   const now = performance.now();
@@ -93,11 +98,11 @@ for (;;) {
   }
   const nearest = list.reduce((min, [, e]) => Math.min(min, e.deadline), Infinity) - now;
   if (list.length === 0) {
-    futexWait(controlAddress, generation);
+    futexWait(controlAddress, generation, IDLE_MS);
     continue;
   }
   if (haveWaitv && list.length < FUTEX.WAITV_MAX) {
-    const r = waitAll(generation, list, nearest);
+    const r = waitAll(generation, list, Math.min(nearest, IDLE_MS));
     if (r === 'unsupported') {
       haveWaitv = false;
     } else if (r > 0) {
