@@ -1,0 +1,193 @@
+// Plain-text table, baseline ratios, machine info and JSON output.
+
+import os from 'node:os';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { formatSize } from './transport.js';
+
+export const JSON_SCHEMA = 'concurrent-shm/bench-ipc@1';
+
+/** Machine description stored with results (and shown in the chart title). */
+export function machineInfo() {
+  const cpus = os.cpus();
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  const git = (...args) => {
+    try {
+      return execFileSync('git', args, { cwd: repo, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    } catch {
+      return null;
+    }
+  };
+  const commit = git('rev-parse', '--short', 'HEAD');
+  const status = commit ? git('status', '--porcelain', '--untracked-files=no') : null;
+  return {
+    cpuModel: cpus[0]?.model?.trim() ?? 'unknown CPU',
+    cores: cpus.length,
+    totalMemoryBytes: os.totalmem(),
+    node: process.version,
+    platform: process.platform,
+    arch: process.arch,
+    osRelease: os.release(),
+    commit,
+    dirty: status === null ? null : status.length > 0,
+    date: new Date().toISOString(),
+  };
+}
+
+/** One-line machine summary, e.g. "AMD EPYC · 2 cores · 23.5 GiB · Node v20.20.2 · linux x64 · abc1234". */
+export function machineSummary(m) {
+  const parts = [
+    m.cpuModel,
+    `${m.cores} cores`,
+    `${(m.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB`,
+    `Node ${m.node}`,
+    `${m.platform} ${m.arch}`,
+  ];
+  if (m.commit) parts.push(`commit ${m.commit}${m.dirty ? '+' : ''}`);
+  parts.push(m.date.slice(0, 10));
+  return parts.join(' · ');
+}
+
+/** " (--quick, --pin split)" or "" */
+export function runFlags(run) {
+  const flags = [];
+  if (run.quick) flags.push('--quick');
+  if (run.pin) flags.push(`--pin ${run.pin}`);
+  return flags.length ? ` (${flags.join(', ')})` : '';
+}
+
+/**
+ * The baseline transport id: `requested` if it has results, else the first channel
+ * transport without error, else process-send-json, else the first transport with results.
+ */
+export function chooseBaseline(results, requested) {
+  const ok = results.filter((r) => !r.error || r.roundTripNs);
+  if (requested && ok.some((r) => r.id === requested)) return requested;
+  return (ok.find((r) => r.kind === 'channel') ?? ok.find((r) => r.id === 'process-send-json') ?? ok[0])?.id ?? null;
+}
+
+/** "27.1 µs" */
+export function formatNs(ns) {
+  if (!Number.isFinite(ns)) return '–';
+  if (ns < 1e3) return `${sig(ns)} ns`;
+  if (ns < 1e6) return `${sig(ns / 1e3)} µs`;
+  if (ns < 1e9) return `${sig(ns / 1e6)} ms`;
+  return `${sig(ns / 1e9)} s`;
+}
+
+/** GB/s (10^9 bytes per second) with 3 significant digits. */
+export function formatGBps(bytesPerSec) {
+  if (!Number.isFinite(bytesPerSec)) return '–';
+  return sig(bytesPerSec / 1e9);
+}
+
+/** 3 significant digits: 1234 -> "1234", 27.13 -> "27.1", 3.021 -> "3.02", 0.02534 -> "0.0253". */
+function sig(x) {
+  if (x === 0) return '0';
+  if (x >= 100) return x.toFixed(0);
+  const decimals = x >= 10 ? 1 : x >= 1 ? 2 : Math.min(8, 2 - Math.floor(Math.log10(x)));
+  return x.toFixed(decimals);
+}
+
+/**
+ * "x 35.2 faster" / "x 1.8 slower" / "same" for a ratio = row speed / baseline speed.
+ */
+export function formatRatio(ratio) {
+  if (!Number.isFinite(ratio) || ratio <= 0) return '–';
+  if (Math.abs(ratio - 1) < 0.005) return 'same';
+  return ratio > 1 ? `x ${fmtRatio(ratio)} faster` : `x ${fmtRatio(1 / ratio)} slower`;
+}
+
+function fmtRatio(r) {
+  return r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2);
+}
+
+function throughputAt(result, size) {
+  return result.throughput.find((t) => t.size === size)?.bytesPerSec ?? NaN;
+}
+
+function renderTable(header, rows, align) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const fmt = (cells) => cells
+    .map((c, i) => (align[i] === 'l' ? c.padEnd(widths[i]) : c.padStart(widths[i])))
+    .join('  ')
+    .trimEnd();
+  return [fmt(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
+}
+
+/**
+ * The plain-text report: one row per transport with round trip (median, p99) and GB/s per
+ * size, a round-trip ratio column against the baseline, then a table of throughput ratios.
+ * @param {{ results: import('./measure.js').TransportResult[], machine: object, quick?: boolean }} run
+ * @param {{ baseline?: string }} [options]
+ */
+export function formatReport(run, options = {}) {
+  const { results } = run;
+  const sizes = [...new Set(results.flatMap((r) => r.throughput.map((t) => t.size)))].sort((a, b) => a - b);
+  const baselineId = chooseBaseline(results, options.baseline ?? run.baseline);
+  const base = results.find((r) => r.id === baselineId);
+  const lines = [];
+
+  lines.push(`IPC benchmark${runFlags(run)} — ${machineSummary(run.machine)}`);
+  lines.push('');
+
+  const header = ['transport', 'round trip', 'p99', ...sizes.map((s) => `${formatSize(s)} GB/s`), `round trip vs ${baselineId ?? '–'}`];
+  const rows = results.map((r) => {
+    const rt = r.roundTripNs?.median ?? NaN;
+    const ratio = r.id === baselineId ? 'baseline' : formatRatio((base?.roundTripNs?.median ?? NaN) / rt);
+    return [
+      r.name,
+      formatNs(rt),
+      formatNs(r.roundTripNs?.p99 ?? NaN),
+      ...sizes.map((s) => formatGBps(throughputAt(r, s))),
+      r.roundTripNs ? ratio : '–',
+    ];
+  });
+  lines.push(renderTable(header, rows, ['l', 'r', 'r', ...sizes.map(() => 'r'), 'r']));
+
+  if (base && sizes.length) {
+    lines.push('');
+    lines.push(`Throughput relative to ${base.name} (${base.id}):`);
+    const rrows = results.map((r) => [
+      r.name,
+      ...sizes.map((s) => (r.id === baselineId ? 'baseline' : formatRatio(throughputAt(r, s) / throughputAt(base, s)))),
+    ]);
+    lines.push(renderTable(['transport', ...sizes.map(formatSize)], rrows, ['l', ...sizes.map(() => 'r')]));
+  }
+
+  const failed = results.filter((r) => r.error);
+  if (failed.length) {
+    lines.push('');
+    for (const r of failed) lines.push(`FAILED ${r.id}: ${r.error}`);
+  }
+  lines.push('');
+  lines.push('round trip: median over batches of the mean time per 64 B ping-pong; p99 of single round trips.');
+  lines.push('GB/s: 10^9 payload bytes per second, one-way, median over batches.');
+  return lines.join('\n');
+}
+
+/** Print the report to stdout. */
+export function printReport(run, options = {}) {
+  process.stdout.write(formatReport(run, options) + '\n');
+}
+
+/** The JSON document written by --json. */
+export function toJson(run, options = {}) {
+  return {
+    schema: JSON_SCHEMA,
+    machine: run.machine,
+    quick: !!run.quick,
+    pin: run.pin ?? null,
+    baseline: chooseBaseline(run.results, options.baseline ?? run.baseline),
+    roundTripSize: run.roundTripSize,
+    sizes: run.sizes,
+    durationMs: run.durationMs,
+    results: run.results,
+  };
+}
+
+/** Write results + machine info as JSON. */
+export function writeJson(file, run, options = {}) {
+  writeFileSync(file, JSON.stringify(toJson(run, options), null, 2) + '\n');
+}
