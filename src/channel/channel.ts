@@ -21,7 +21,7 @@ import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { futexWait, futexWake, processAlive } from '../sync/futex.js';
-import { LIVENESS_MS, lockSync, PID, takeOverIfDead, tryLock, unlock } from '../sync/robust-lock.js';
+import { LIVENESS_MS, PID } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
 import {
@@ -30,12 +30,15 @@ import {
   H,
   Kind,
   kindName,
+  ownerWord,
   Payload,
   PID_MASK,
   READING,
   SLOT_HEADER,
+  SLOT_LENGTH,
+  SLOT_OWNER,
+  SLOT_SEQ,
   SLOTS_OFFSET,
-  slotState,
   W,
   WRITING,
   type HeaderInfo,
@@ -87,24 +90,28 @@ export interface ChannelStats {
   queued: number;
   /** `true` once closed. */
   closed: boolean;
-  /** Processes sleeping in a send / a receive / on the lock. */
-  waiting: { senders: number; receivers: number; lock: number };
-  /** Process holding the channel's lock now, 0 if none. */
-  lockHolder: number;
+  /** Processes sleeping in a send / a receive. */
+  waiting: { senders: number; receivers: number };
+  /** Slots a process is writing or reading right now, with its pid. */
+  busy: { slot: number; phase: 'writing' | 'reading'; pid: number }[];
 }
 
 // A channel collected without release() forgets its place in the overlap registry.
 const structures = new FinalizationRegistry<() => void>((forget) => forget());
 
-const CLAIM_FULL = -1;
+// Results of a claim attempt (a claim returns a position, >= 0, on success).
+const CLAIM_FULL = -1; // send: no free slot; receive: no message
 const CLAIM_CLOSED = -2;
-const CLAIM_BLOCKED = -3;
-const CLAIM_LOCKED = -4; // the lock is held by another process (async and try* calls only)
+const CLAIM_BLOCKED = -3; // another process is mid-way through the slot: wait, bounded, and check it is alive
+const OWNER_FULL = ownerWord(FULL, 0);
+const CLAIMING = ownerWord(WRITING, PID);
+const READING_ME = ownerWord(READING, PID);
 
 // Async waits poll the channel on the next few event-loop turns before handing the wait
 // to the waiter thread: a reply that comes within microseconds is caught without a
 // thread hop, and the loop still runs I/O between polls.
 const ASYNC_POLL_INITIAL = 64;
+const ASYNC_SPIN_MAX = 4096;
 const ASYNC_POLL_MAX = 1024;
 
 interface Encoded {
@@ -162,15 +169,24 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   readonly #width: number;
   readonly #payload: Payload;
   readonly #rendezvous: boolean;
-  /** head and tail count modulo this multiple of depth (at most 2^31), so `index % depth` never jumps when they wrap. */
+  /** head and tail count modulo this multiple of depth (at most 2^30), so `index % depth` never jumps when they wrap. */
   readonly #cycle: number;
-  /** Position the last successful #claimSend claimed (for Unbuffered hand-over). */
-  #claimed = 0;
+  /** Laps in a cycle: slot sequence words count modulo 2 × laps. */
+  readonly #laps: number;
+  // What the last failed claim was waiting for: spinning watches these words change.
+  #watchSlot = 0;
+  #watchSeq = 0;
+
   /** Aborted by release(): pending async waits of this handle end. */
   readonly #released = new AbortController();
-  readonly #lockSpin = new SpinBudget(2_000, 64, 20_000);
   readonly #sendSpin = new SpinBudget();
   readonly #recvSpin = new SpinBudget();
+  // Async calls spin briefly (at most ASYNC_SPIN_MAX loads, ~20 µs) before yielding to the
+  // event loop: a peer that answers within microseconds is caught without an event-loop
+  // turn or a thread hop. The budget adapts like the sync one and drops to a few loads
+  // when spinning does not pay, so the event loop is never held for longer than that.
+  readonly #asyncSendSpin = new SpinBudget(ASYNC_SPIN_MAX, 16, ASYNC_SPIN_MAX);
+  readonly #asyncRecvSpin = new SpinBudget(ASYNC_SPIN_MAX, 16, ASYNC_SPIN_MAX);
   #asyncPoll = ASYNC_POLL_INITIAL;
   // Set when a bounded sleep on a busy peer ran out: only then are peers' pids checked
   // for liveness (a kill(2) and a /proc read), so the hot path makes no such calls.
@@ -229,6 +245,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#payload = this.info.payload;
     this.#rendezvous = this.info.kind === Kind.Unbuffered;
     this.#cycle = cycleOf(this.#depth);
+    this.#laps = this.#cycle / this.#depth;
   }
 
   /** Kind, such as `"SingleBuffered.Variable"`. */
@@ -266,8 +283,14 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     const w = this.#words();
     const head = Atomics.load(w, W.HEAD);
     const tail = Atomics.load(w, W.TAIL);
+    const busy: ChannelStats['busy'] = [];
     let reading = 0;
-    for (let i = 0; i < this.#depth; i++) if (Atomics.load(w, this.#stateIndexUnchecked(i)) >>> 30 === READING) reading++;
+    for (let i = 0; i < this.#depth; i++) {
+      const owner = Atomics.load(w, this.#slotWord(i) + SLOT_OWNER);
+      const phase = owner >>> 30;
+      if (phase === WRITING || phase === READING) busy.push({ slot: i, phase: phase === WRITING ? 'writing' : 'reading', pid: owner & PID_MASK });
+      if (phase === READING) reading++;
+    }
     return {
       kind: this.kind,
       depth: this.#depth,
@@ -276,8 +299,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       received: head,
       queued: this.#dist(tail, head) + reading,
       closed: Atomics.load(w, W.CLOSED) !== 0,
-      waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS), lock: Atomics.load(w, W.LOCK_WAITERS) },
-      lockHolder: Atomics.load(w, W.LOCK),
+      waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS) },
+      busy,
     };
   }
 
@@ -292,26 +315,10 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   sendSync(data?: Payload_, options?: SendOptions): void {
     const msg = this.#encode(data);
     const deadline = deadlineOf(checkOptions<SendOptions>('options', options).timeout);
-    let spun = false;
-    let sleptAt = 0;
-    let slot: number;
-    for (;;) {
-      const seen = Atomics.load(this.#words(), W.NOT_FULL_SEQ);
-      slot = this.#claimSend(deadline);
-      if (slot >= 0) break;
-      if (slot === CLAIM_CLOSED) throw new ClosedWriteError();
-      if (!spun && slot === CLAIM_FULL) {
-        spun = true;
-        if (this.#spinUntilSendable()) continue;
-        sleptAt = performance.now();
-      }
-      this.#sleepSync(W.NOT_FULL_SEQ, W.SEND_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, 'send');
-    }
-    if (sleptAt !== 0) this.#sendSpin.slept(performance.now() - sleptAt);
-    const position = this.#claimed;
-    this.#fill(slot, msg);
-    this.#publish(slot);
-    if (this.#rendezvous) this.#awaitTakenSync(slot, position, deadline);
+    const pos = this.#acquireSync(true, deadline);
+    this.#fill(pos, msg);
+    this.#publish(pos);
+    if (this.#rendezvous) this.#awaitTakenSync(pos, deadline);
   }
 
   /**
@@ -323,36 +330,15 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     const msg = this.#encode(data);
     const opts = checkOptions<SendOptions>('options', options);
     const deadline = deadlineOf(opts.timeout);
-    const signal = opts.signal;
-    let polls = 0;
-    let slot: number;
-    for (;;) {
-      checkAborted(signal);
-      const seen = Atomics.load(this.#words(), W.NOT_FULL_SEQ);
-      slot = this.#claimSend();
-      if (slot >= 0) break;
-      if (slot === CLAIM_CLOSED) throw new ClosedWriteError();
-      if (slot === CLAIM_LOCKED) {
-        await this.#awaitLock(deadline, signal, 'send');
-        continue;
-      }
-      if (slot === CLAIM_FULL && polls < this.#asyncPoll) {
-        polls++;
-        await nextTurn();
-        continue;
-      }
-      await this.#sleepAsync(W.NOT_FULL_SEQ, W.SEND_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, signal, 'send');
-    }
-    this.#tunePoll(polls);
-    const position = this.#claimed;
-    this.#fill(slot, msg);
-    this.#publish(slot);
-    if (this.#rendezvous) await this.#awaitTakenAsync(slot, position, deadline, signal);
+    const pos = await this.#acquireAsync(true, deadline, opts.signal);
+    this.#fill(pos, msg);
+    this.#publish(pos);
+    if (this.#rendezvous) await this.#awaitTakenAsync(pos, deadline, opts.signal);
   }
 
   /**
    * Sends if there is room now, without waiting for room. Returns `false` when the
-   * channel is full.
+   * channel is full (or another process is mid-way through the next slot).
    *
    * Unbuffered: the message is offered only while a receive is in progress (in any
    * process), and `true` means it was placed for that receive; it does not wait for the
@@ -367,11 +353,11 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
       return false;
     }
-    const slot = this.#claimSend();
-    if (slot === CLAIM_CLOSED) throw new ClosedWriteError();
-    if (slot < 0) return false;
-    this.#fill(slot, msg);
-    this.#publish(slot);
+    const pos = this.#claimSend();
+    if (pos === CLAIM_CLOSED) throw new ClosedWriteError();
+    if (pos < 0) return false;
+    this.#fill(pos, msg);
+    this.#publish(pos);
     return true;
   }
 
@@ -387,32 +373,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   recvSync(options?: RecvOptions): Buffer | string {
     const opts = checkOptions<RecvOptions>('options', options);
     const encoding = checkEncoding(opts.encoding);
-    const deadline = deadlineOf(opts.timeout);
-    const slot = this.#receiving(() => this.#recvSlotSync(deadline));
-    return this.#take(slot, encoding, null) as Buffer | string;
-  }
-
-  /** Unbuffered: counts a receive in progress for the duration of `fn`, so senders can hand over. */
-  #receiving<T>(fn: () => T): T {
-    if (!this.#rendezvous) return fn();
-    const w = this.#words();
-    Atomics.add(w, W.RECV_ACTIVE, 1);
-    try {
-      return fn();
-    } finally {
-      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
-    }
-  }
-
-  async #receivingAsync<T>(fn: () => Promise<T>): Promise<T> {
-    if (!this.#rendezvous) return fn();
-    const w = this.#words();
-    Atomics.add(w, W.RECV_ACTIVE, 1);
-    try {
-      return await fn();
-    } finally {
-      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
-    }
+    const pos = this.#receiveSync(deadlineOf(opts.timeout));
+    return this.#take(pos, encoding, null) as Buffer | string;
   }
 
   /**
@@ -422,9 +384,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   recvIntoSync(target: Uint8Array, options?: SendOptions): number {
     this.#checkTarget(target);
-    const deadline = deadlineOf(checkOptions<SendOptions>('options', options).timeout);
-    const slot = this.#receiving(() => this.#recvSlotSync(deadline));
-    return this.#take(slot, undefined, target) as number;
+    const pos = this.#receiveSync(deadlineOf(checkOptions<SendOptions>('options', options).timeout));
+    return this.#take(pos, undefined, target) as number;
   }
 
   /**
@@ -436,18 +397,16 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   async recv(options?: RecvOptions): Promise<Buffer | string> {
     const opts = checkOptions<RecvOptions>('options', options);
     const encoding = checkEncoding(opts.encoding);
-    const deadline = deadlineOf(opts.timeout);
-    const slot = await this.#receivingAsync(() => this.#recvSlotAsync(deadline, opts.signal));
-    return this.#take(slot, encoding, null) as Buffer | string;
+    const pos = await this.#receiveAsync(deadlineOf(opts.timeout), opts.signal);
+    return this.#take(pos, encoding, null) as Buffer | string;
   }
 
   /** Async version of {@link Channel.recvIntoSync}. */
   async recvInto(target: Uint8Array, options?: SendOptions): Promise<number> {
     this.#checkTarget(target);
     const opts = checkOptions<SendOptions>('options', options);
-    const deadline = deadlineOf(opts.timeout);
-    const slot = await this.#receivingAsync(() => this.#recvSlotAsync(deadline, opts.signal));
-    return this.#take(slot, undefined, target) as number;
+    const pos = await this.#receiveAsync(deadlineOf(opts.timeout), opts.signal);
+    return this.#take(pos, undefined, target) as number;
   }
 
   /**
@@ -458,8 +417,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   tryRecv(options: { encoding: BufferEncoding }): string | undefined;
   tryRecv(options?: { encoding?: BufferEncoding }): Buffer | string | undefined {
     const encoding = checkEncoding(checkOptions<RecvOptions>('options', options).encoding);
-    const slot = this.#claimRecv();
-    return slot >= 0 ? (this.#take(slot, encoding, null) as Buffer | string) : undefined;
+    const pos = this.#claimRecv();
+    return pos >= 0 ? (this.#take(pos, encoding, null) as Buffer | string) : undefined;
   }
 
   /** Receives messages until the channel is closed and empty: `for await (const msg of ch)`. */
@@ -493,8 +452,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 
   /**
-   * Lets go of this process's handle: unmaps the channel here. The channel itself stays
-   * open for other processes (use {@link Channel.close} to close it). Idempotent.
+   * Lets go of this process's handle: unmaps the channel here and ends this handle's
+   * pending async calls (with {@link RegionUnmappedError}). The channel itself stays open
+   * for other processes (use {@link Channel.close} to close it). Idempotent.
    */
   release(): void {
     if (!this.region.isMapped) return;
@@ -509,17 +469,36 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     this.release();
   }
 
-  // ---- engine --------------------------------------------------------------------
+  // ---- positions and slots ---------------------------------------------------------
 
-  /** The counter after `i`. */
+  /** The position after `i`. */
   #next(i: number): number {
     return i + 1 === this.#cycle ? 0 : i + 1;
   }
 
-  /** How far counter `a` is ahead of counter `b`. */
+  /** How far position `a` is ahead of position `b`. */
   #dist(a: number, b: number): number {
     const d = a - b;
     return d < 0 ? d + this.#cycle : d;
+  }
+
+  /** Value of a slot's `seq` word when it is free for position `pos`; +1 once published. */
+  #freeSeq(pos: number): number {
+    return 2 * Math.floor(pos / this.#depth);
+  }
+
+  /** Signed distance between two `seq` values (they count modulo 2 × laps). */
+  #seqDiff(a: number, b: number): number {
+    const m = 2 * this.#laps;
+    let d = (a - b) % m;
+    if (d < -this.#laps) d += m;
+    else if (d >= this.#laps) d -= m;
+    return d;
+  }
+
+  /** Index (in 32-bit words) of slot `slot`'s first word. */
+  #slotWord(slot: number): number {
+    return (SLOTS_OFFSET + slot * this.#stride) >>> 2;
   }
 
   #words(): Int32Array {
@@ -527,321 +506,393 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     return this.#w;
   }
 
-  #stateIndexUnchecked(slot: number): number {
-    return (SLOTS_OFFSET + slot * this.#stride) >>> 2;
+  /** `true` when the process named in an owner word is gone (checked only once a bounded wait on it expired). */
+  #ownerDead(owner: number): boolean {
+    return this.#suspect && !processAlive(owner & PID_MASK);
   }
 
-  /**
-   * Takes the channel's lock. With `deadline` (sync calls) it waits, sleeping in the
-   * kernel, and throws TimeoutError when the deadline passes. Without (async and try*
-   * calls) it only tries briefly and returns false, so the event loop never blocks on
-   * another process's critical section. A dead holder's critical section is always
-   * repairable (see #claimSend/#claimRecv), so a takeover needs nothing more.
-   */
-  #lock(deadline?: number): boolean {
+  // ---- claiming: the lock-free protocol of layout.ts --------------------------------
+
+  /** Claims the slot at `tail` for writing. Returns its position, or CLAIM_*. Never waits. */
+  #claimSend(): number {
     const w = this.#words();
-    if (deadline === undefined) {
-      if (tryLock(w, W.LOCK) === 0) return true;
-      for (let i = 256; i > 0; i--) if (Atomics.load(w, W.LOCK) === 0 && tryLock(w, W.LOCK) === 0) return true;
-      return false;
-    }
-    if (lockSync(w, W.LOCK, W.LOCK_WAITERS, this.#base + W.LOCK * 4, this.#lockSpin, deadline) === -1) {
-      throw new TimeoutError(`waiting for the lock of the ${this.kind} channel timed out (held by process ${Atomics.load(w, W.LOCK)})`);
-    }
-    return true;
-  }
-
-  /** Async: waits until the lock looks free (or its dead holder is replaced). */
-  async #awaitLock(deadline: number, signal: AbortSignal | undefined, what: string): Promise<void> {
-    const w = this.#words();
-    const address = this.#base + W.LOCK * 4;
-    const holder = Atomics.load(w, W.LOCK);
-    if (holder === 0) return;
-    const left = deadline - performance.now();
-    if (left <= 0) throw new TimeoutError(`${what} on ${this.kind} channel timed out waiting for its lock (held by process ${holder})`);
-    Atomics.add(w, W.LOCK_WAITERS, 1);
-    const started = performance.now();
-    try {
-      const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
-      await asyncWaiter.wait(address, holder, Math.min(LIVENESS_MS, left), stop);
-    } finally {
-      if (this.region.isMapped) Atomics.sub(w, W.LOCK_WAITERS, 1);
-    }
-    checkAborted(signal);
-    this.#words();
-    if (performance.now() - started >= LIVENESS_MS * 0.9 && takeOverIfDead(w, W.LOCK, holder)) this.#unlock();
-  }
-
-  #unlock(): void {
-    unlock(this.#w, W.LOCK, W.LOCK_WAITERS, this.#base + W.LOCK * 4);
-  }
-
-  /** Claims the slot at tail for writing. Returns the slot index, or CLAIM_*. `deadline`: see #lock. */
-  #claimSend(deadline?: number): number {
-    if (!this.#lock(deadline)) return CLAIM_LOCKED;
-    const w = this.#w;
-    try {
+    for (;;) {
       if (Atomics.load(w, W.CLOSED) !== 0) return CLAIM_CLOSED;
-      const tail = Atomics.load(w, W.TAIL);
-      if (this.#dist(tail, Atomics.load(w, W.HEAD)) >= this.#depth) return CLAIM_FULL;
-      const slot = tail % this.#depth;
-      const si = this.#stateIndexUnchecked(slot);
-      const state = Atomics.load(w, si);
-      if (state !== 0) {
-        // The slot is still being read by a receiver from the previous lap (or was left
-        // mid-way by a process that died under the lock). Wait for a live one; repair a dead one.
-        if (!this.#suspect || processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
+      const pos = Atomics.load(w, W.TAIL);
+      const sw = this.#slotWord(pos % this.#depth);
+      const free = this.#freeSeq(pos);
+      // Fast path: one compare-and-swap on the owner word takes the cache line exclusively
+      // at once; the sequence word, on the same line, then says whether it is this lap's slot.
+      if (Atomics.compareExchange(w, sw + SLOT_OWNER, 0, CLAIMING) === 0) {
+        if (Atomics.load(w, sw + SLOT_SEQ) === free && Atomics.load(w, W.TAIL) === pos) {
+          Atomics.store(w, W.TAIL, this.#next(pos));
+          this.#suspect = false;
+          return pos;
+        }
+        Atomics.store(w, sw + SLOT_OWNER, 0);
       }
-      this.#suspect = false;
-      Atomics.store(w, si, slotState(WRITING, PID));
-      Atomics.store(w, W.TAIL, this.#next(tail));
-      this.#claimed = tail;
-      return slot;
-    } finally {
-      this.#unlock();
+      const seq = Atomics.load(w, sw + SLOT_SEQ);
+      const d = this.#seqDiff(seq, free);
+      if (d === 0) {
+        let owner = Atomics.compareExchange(w, sw + SLOT_OWNER, 0, CLAIMING);
+        if (owner !== 0 && owner >>> 30 === WRITING && this.#ownerDead(owner)) {
+          // A sender died between claiming the slot and moving tail: take its place.
+          if (Atomics.compareExchange(w, sw + SLOT_OWNER, owner, CLAIMING) === owner) owner = 0;
+        }
+        if (owner === 0) {
+          // The slot is ours unless it moved to another lap meanwhile (then give it back).
+          if (Atomics.load(w, sw + SLOT_SEQ) !== seq || Atomics.load(w, W.TAIL) !== pos) {
+            Atomics.store(w, sw + SLOT_OWNER, 0);
+            continue;
+          }
+          Atomics.store(w, W.TAIL, this.#next(pos));
+          this.#suspect = false;
+          return pos;
+        }
+        this.#watch(sw, seq);
+        return CLAIM_BLOCKED; // another sender is claiming it right now
+      }
+      if (d < 0) {
+        // The slot still holds the previous lap's message: the channel is full, or a
+        // receiver is copying it out (and may have died doing so).
+        const owner = Atomics.load(w, sw + SLOT_OWNER);
+        if (owner >>> 30 === READING) {
+          if (this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, 0) === owner) {
+            Atomics.store(w, sw + SLOT_SEQ, free);
+            continue;
+          }
+          this.#watch(sw, seq);
+          return CLAIM_BLOCKED;
+        }
+        this.#watch(sw, seq);
+        return CLAIM_FULL;
+      }
+      // d > 0: tail moved on meanwhile; look again.
     }
   }
 
-  /** Claims the slot at head for reading. Returns the slot index, or CLAIM_*. `deadline`: see #lock. */
-  #claimRecv(deadline?: number): number {
-    if (!this.#lock(deadline)) return CLAIM_LOCKED;
-    const w = this.#w;
-    try {
-      for (;;) {
-        const head = Atomics.load(w, W.HEAD);
-        if (head === Atomics.load(w, W.TAIL)) return Atomics.load(w, W.CLOSED) !== 0 ? CLAIM_CLOSED : CLAIM_FULL;
-        const slot = head % this.#depth;
-        const si = this.#stateIndexUnchecked(slot);
-        const state = Atomics.load(w, si);
-        const phase = state >>> 30;
-        if (phase === FULL) {
+  /** Claims the message at `head` for reading. Returns its position, or CLAIM_*. Never waits. */
+  #claimRecv(): number {
+    const w = this.#words();
+    for (;;) {
+      const pos = Atomics.load(w, W.HEAD);
+      const sw = this.#slotWord(pos % this.#depth);
+      const published = this.#freeSeq(pos) + 1;
+      if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, READING_ME) === OWNER_FULL) {
+        if (Atomics.load(w, sw + SLOT_SEQ) === published && Atomics.load(w, W.HEAD) === pos) {
+          Atomics.store(w, W.HEAD, this.#next(pos));
           this.#suspect = false;
-          Atomics.store(w, si, slotState(READING, PID));
-          Atomics.store(w, W.HEAD, this.#next(head));
-          return slot;
+          return pos;
         }
-        if (phase === READING) {
-          // Only possible if a receiver died inside this very section: the message is intact.
-          if (!this.#suspect || processAlive(state & PID_MASK)) return CLAIM_BLOCKED;
-          Atomics.store(w, si, slotState(FULL, 0));
+        Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
+      }
+      const seq = Atomics.load(w, sw + SLOT_SEQ);
+      const d = this.#seqDiff(seq, published);
+      if (d === 0) {
+        let owner = Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, READING_ME);
+        if (owner >>> 30 === READING && this.#ownerDead(owner)) {
+          // A receiver died between claiming the message and moving head: the message is intact; take it.
+          if (Atomics.compareExchange(w, sw + SLOT_OWNER, owner, READING_ME) === owner) owner = OWNER_FULL;
+        }
+        if (owner === OWNER_FULL) {
+          if (Atomics.load(w, sw + SLOT_SEQ) !== seq || Atomics.load(w, W.HEAD) !== pos) {
+            Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
+            continue;
+          }
+          Atomics.store(w, W.HEAD, this.#next(pos));
+          this.#suspect = false;
+          return pos;
+        }
+        this.#watch(sw, seq);
+        return CLAIM_BLOCKED; // another receiver is claiming it, or an Unbuffered sender is taking it back
+      }
+      if (d < 0) {
+        // Not published for this lap yet: empty, or a sender is still writing it.
+        if (Atomics.load(w, W.TAIL) === pos) {
+          this.#watch(sw, seq);
+          return Atomics.load(w, W.CLOSED) !== 0 ? CLAIM_CLOSED : CLAIM_FULL;
+        }
+        const owner = Atomics.load(w, sw + SLOT_OWNER);
+        if (owner >>> 30 === WRITING && this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, READING_ME) === owner) {
+          // The sender died mid-copy: drop its message (never deliver a torn one) and free the slot.
+          if (Atomics.load(w, W.HEAD) === pos && Atomics.load(w, sw + SLOT_SEQ) === seq) {
+            Atomics.store(w, W.HEAD, this.#next(pos));
+            Atomics.store(w, sw + SLOT_OWNER, 0);
+            Atomics.store(w, sw + SLOT_SEQ, published + 1);
+            this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+          } else {
+            Atomics.store(w, sw + SLOT_OWNER, owner);
+          }
           continue;
         }
-        if (phase === WRITING && (!this.#suspect || processAlive(state & PID_MASK))) return CLAIM_BLOCKED;
-        // The sender died mid-copy (or the slot is empty by a repair): drop it, never deliver a torn message.
-        Atomics.store(w, si, 0);
-        Atomics.store(w, W.HEAD, this.#next(head));
-        this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+        this.#watch(sw, seq);
+        return CLAIM_BLOCKED;
       }
-    } finally {
-      this.#unlock();
+      // d > 0: head moved on meanwhile; look again.
     }
   }
 
-  #publish(slot: number): void {
-    Atomics.store(this.#w, this.#stateIndexUnchecked(slot), slotState(FULL, PID));
+  /** Remembers what a failed claim waits for, for #spin. */
+  #watch(slotWord: number, seq: number): void {
+    this.#watchSlot = slotWord + SLOT_SEQ;
+    this.#watchSeq = seq;
+  }
+
+  /** Publishes the message written at `pos`. */
+  #publish(pos: number): void {
+    const w = this.#w;
+    const sw = this.#slotWord(pos % this.#depth);
+    Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
+    Atomics.store(w, sw + SLOT_SEQ, this.#freeSeq(pos) + 1);
     this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
   }
 
-  #free(slot: number): void {
-    Atomics.store(this.#w, this.#stateIndexUnchecked(slot), 0);
+  /** Frees the slot of the message read at `pos` for the next lap. */
+  #free(pos: number): void {
+    const w = this.#w;
+    const sw = this.#slotWord(pos % this.#depth);
+    Atomics.store(w, sw + SLOT_OWNER, 0);
+    Atomics.store(w, sw + SLOT_SEQ, (this.#freeSeq(pos) + 2) % (2 * this.#laps));
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
 
-  /** Bumps a sequence word and wakes its sleepers, making the syscall only if someone sleeps. */
+  /** Wakes sleepers of a sequence word, if any: no store and no system call when nobody sleeps. */
   #signal(seq: number, waiters: number): void {
-    Atomics.add(this.#w, seq, 1);
-    if (Atomics.load(this.#w, waiters) !== 0) futexWake(this.#base + seq * 4);
-  }
-
-  #looksSendable(): boolean {
     const w = this.#w;
-    return this.#dist(Atomics.load(w, W.TAIL), Atomics.load(w, W.HEAD)) < this.#depth || Atomics.load(w, W.CLOSED) !== 0;
+    if (Atomics.load(w, waiters) !== 0) {
+      Atomics.add(w, seq, 1);
+      futexWake(this.#base + seq * 4);
+    }
   }
 
-  #looksReceivable(): boolean {
+  // ---- waiting -------------------------------------------------------------------
+
+  /** Spins until what the last failed claim waited for may have changed. False when the budget runs out. */
+  #spin(spin: SpinBudget): boolean {
+    // Only the slot's sequence word and the closed flag are watched: a publish, a free or
+    // a close changes them, and the other side's head/tail line is left alone (reading
+    // it here would make it bounce between the cores on every message).
     const w = this.#w;
-    return Atomics.load(w, W.TAIL) !== Atomics.load(w, W.HEAD) || Atomics.load(w, W.CLOSED) !== 0;
-  }
-
-  #spinUntilSendable(): boolean {
-    const spin = this.#sendSpin;
+    const slot = this.#watchSlot;
+    const seq = this.#watchSeq;
     for (let i = spin.budget; i > 0; i--) {
-      if (this.#looksSendable()) {
-        spin.spun();
-        return true;
-      }
+      if (Atomics.load(w, slot) !== seq || Atomics.load(w, W.CLOSED) !== 0) return true;
     }
     return false;
   }
 
-  #spinUntilReceivable(): boolean {
-    const spin = this.#recvSpin;
-    for (let i = spin.budget; i > 0; i--) {
-      if (this.#looksReceivable()) {
-        spin.spun();
-        return true;
-      }
-    }
-    return false;
+  #claim(send: boolean): number {
+    return send ? this.#claimSend() : this.#claimRecv();
   }
 
   /**
-   * Sleeps on word `seq` while it still holds `seen`, the value read *before* the attempt
-   * that failed. The waiter count is raised before `seq` is read again, so a waker either
-   * sees the count (and wakes us) or we see its new sequence (and do not sleep): no
-   * wake-up is lost. `blocked` (a peer is mid-copy) bounds the sleep so a peer's death is
-   * noticed within {@link LIVENESS_MS}.
+   * Sync claim with waiting: spins (adaptively), then sleeps on the sequence word. The
+   * sleeper raises the waiter count, reads the sequence word, and only then tries once
+   * more: a waker either sees the count (and bumps and wakes) or the sleeper's last try
+   * sees its change, so no wake-up is lost. A wait on a busy peer is bounded so that
+   * the peer's death is noticed.
    */
-  #sleepSync(seq: number, waiters: number, seen: number, blocked: boolean, deadline: number, what: string): void {
-    const w = this.#w;
-    Atomics.add(w, waiters, 1);
-    try {
-      if (Atomics.load(w, seq) !== seen) return;
-      const left = deadline - performance.now();
-      if (left <= 0) throw new TimeoutError(`${what} on ${this.kind} channel timed out`);
-      const limit = blocked ? Math.min(LIVENESS_MS, left) : left;
-      if (!futexWait(this.#base + seq * 4, seen, Number.isFinite(limit) ? limit : undefined) && blocked) this.#suspect = true;
-    } finally {
-      Atomics.sub(w, waiters, 1);
+  #acquireSync(send: boolean, deadline: number): number {
+    const spin = send ? this.#sendSpin : this.#recvSpin;
+    const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
+    const waiters = send ? W.SEND_WAITERS : W.RECV_WAITERS;
+    let sleptAt = 0;
+    let pos = this.#claim(send);
+    while (pos < 0) {
+      if (pos === CLAIM_CLOSED) throw send ? new ClosedWriteError() : new ChannelClosedError();
+      if (this.#spin(spin)) {
+        pos = this.#claim(send);
+        continue;
+      }
+      if (sleptAt === 0) sleptAt = performance.now();
+      const w = this.#w;
+      Atomics.add(w, waiters, 1);
+      try {
+        const seen = Atomics.load(w, seqWord);
+        pos = this.#claim(send);
+        if (pos >= 0 || pos === CLAIM_CLOSED) continue;
+        const left = deadline - performance.now();
+        if (left <= 0) throw new TimeoutError(`${send ? 'send' : 'receive'} on ${this.kind} channel timed out`);
+        const limit = pos === CLAIM_BLOCKED ? Math.min(LIVENESS_MS, left) : left;
+        if (!futexWait(this.#base + seqWord * 4, seen, Number.isFinite(limit) ? limit : undefined) && pos === CLAIM_BLOCKED) this.#suspect = true;
+      } finally {
+        Atomics.sub(w, waiters, 1);
+      }
+      pos = this.#claim(send);
     }
+    if (sleptAt !== 0) spin.slept(performance.now() - sleptAt);
+    return pos;
   }
 
-  async #sleepAsync(seq: number, waiters: number, seen: number, blocked: boolean, deadline: number, signal: AbortSignal | undefined, what: string): Promise<void> {
-    const w = this.#words();
-    Atomics.add(w, waiters, 1);
-    try {
-      if (Atomics.load(w, seq) !== seen) return;
-      const left = deadline - performance.now();
-      if (left <= 0) throw new TimeoutError(`${what} on ${this.kind} channel timed out`);
-      const started = performance.now();
-      const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
-      await asyncWaiter.wait(this.#base + seq * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, stop);
+  /**
+   * Async claim with waiting: a short bounded spin, then a few event-loop turns, then a
+   * wait through the waiter thread (same protocol as #acquireSync). The event loop is
+   * never held longer than one spin budget.
+   */
+  async #acquireAsync(send: boolean, deadline: number, signal: AbortSignal | undefined): Promise<number> {
+    const spin = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
+    const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
+    const waiters = send ? W.SEND_WAITERS : W.RECV_WAITERS;
+    checkAborted(signal);
+    let pos = this.#claim(send);
+    if (pos >= 0) return pos;
+    let sleptAt = 0;
+    let polls = 0;
+    while (pos < 0) {
+      if (pos === CLAIM_CLOSED) throw send ? new ClosedWriteError() : new ChannelClosedError();
+      if (sleptAt === 0 && polls === 0 && this.#spin(spin)) {
+        pos = this.#claim(send);
+        if (pos >= 0) break;
+      }
+      if (polls < this.#asyncPoll) {
+        polls++;
+        await nextTurn();
+        checkAborted(signal);
+        pos = this.#claim(send);
+        continue;
+      }
+      if (sleptAt === 0) sleptAt = performance.now();
+      const w = this.#words();
+      Atomics.add(w, waiters, 1);
+      try {
+        const seen = Atomics.load(w, seqWord);
+        pos = this.#claim(send);
+        if (pos >= 0 || pos === CLAIM_CLOSED) continue;
+        const left = deadline - performance.now();
+        if (left <= 0) throw new TimeoutError(`${send ? 'send' : 'receive'} on ${this.kind} channel timed out`);
+        const blocked = pos === CLAIM_BLOCKED;
+        const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
+        const started = performance.now();
+        await asyncWaiter.wait(this.#base + seqWord * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, stop);
+        if (blocked && performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
+      } finally {
+        if (this.region.isMapped) Atomics.sub(w, waiters, 1);
+      }
       checkAborted(signal);
-      this.#words(); // throws RegionUnmappedError once released
-      if (blocked && performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
-    } finally {
-      if (this.region.isMapped) Atomics.sub(w, waiters, 1);
+      pos = this.#claim(send); // throws RegionUnmappedError once released
     }
+    if (sleptAt !== 0) spin.slept(performance.now() - sleptAt);
+    this.#tunePoll(sleptAt === 0);
+    return pos;
   }
 
-  #tunePoll(polls: number): void {
-    if (polls < this.#asyncPoll) this.#asyncPoll = Math.min(ASYNC_POLL_MAX, this.#asyncPoll * 2);
+  /** Polling the event loop paid off (the claim succeeded before sleeping): poll longer next time; else shorter. */
+  #tunePoll(paid: boolean): void {
+    if (paid) this.#asyncPoll = Math.min(ASYNC_POLL_MAX, this.#asyncPoll * 2);
     else this.#asyncPoll = Math.max(1, this.#asyncPoll >>> 1);
   }
 
-  #recvSlotSync(deadline: number): number {
-    let spun = false;
-    let sleptAt = 0;
-    for (;;) {
-      const seen = Atomics.load(this.#words(), W.NOT_EMPTY_SEQ);
-      const slot = this.#claimRecv(deadline);
-      if (slot >= 0) {
-        if (sleptAt !== 0) this.#recvSpin.slept(performance.now() - sleptAt);
-        return slot;
-      }
-      if (slot === CLAIM_CLOSED) throw new ChannelClosedError();
-      if (!spun && slot === CLAIM_FULL) {
-        spun = true;
-        if (this.#spinUntilReceivable()) continue;
-        sleptAt = performance.now();
-      }
-      try {
-        this.#sleepSync(W.NOT_EMPTY_SEQ, W.RECV_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, 'receive');
-      } catch (err) {
-        // A message that arrived just as the time ran out is delivered, not left behind.
-        const last = err instanceof TimeoutError ? this.#claimRecv(Infinity) : -1;
-        if (last >= 0) return last;
-        throw err;
-      }
+  #receiveSync(deadline: number): number {
+    if (!this.#rendezvous) return this.#acquireSync(false, deadline);
+    const w = this.#words();
+    Atomics.add(w, W.RECV_ACTIVE, 1);
+    try {
+      return this.#acquireSync(false, deadline);
+    } finally {
+      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
     }
   }
 
-  async #recvSlotAsync(deadline: number, signal: AbortSignal | undefined): Promise<number> {
-    let polls = 0;
-    for (;;) {
-      checkAborted(signal);
-      const seen = Atomics.load(this.#words(), W.NOT_EMPTY_SEQ);
-      const slot = this.#claimRecv();
-      if (slot >= 0) {
-        this.#tunePoll(polls);
-        return slot;
-      }
-      if (slot === CLAIM_CLOSED) throw new ChannelClosedError();
-      if (slot === CLAIM_LOCKED) {
-        await this.#awaitLock(deadline, signal, 'receive');
-        continue;
-      }
-      if (slot === CLAIM_FULL && polls < this.#asyncPoll) {
-        polls++;
-        await nextTurn();
-        continue;
-      }
-      try {
-        await this.#sleepAsync(W.NOT_EMPTY_SEQ, W.RECV_WAITERS, seen, slot === CLAIM_BLOCKED, deadline, signal, 'receive');
-      } catch (err) {
-        const last = err instanceof TimeoutError ? this.#claimRecv() : -1;
-        if (last >= 0) return last;
-        throw err;
-      }
+  async #receiveAsync(deadline: number, signal: AbortSignal | undefined): Promise<number> {
+    if (!this.#rendezvous) return this.#acquireAsync(false, deadline, signal);
+    const w = this.#words();
+    Atomics.add(w, W.RECV_ACTIVE, 1);
+    try {
+      return await this.#acquireAsync(false, deadline, signal);
+    } finally {
+      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
     }
   }
 
-  /** Unbuffered: the message at `position` has been taken and fully copied out. */
-  #taken(slot: number, position: number): boolean {
+  // ---- Unbuffered hand-over ----------------------------------------------------------
+
+  /** Unbuffered: the message sent at `pos` has been taken and copied out (or its receiver died with it). */
+  #taken(pos: number): boolean {
     const w = this.#w;
-    const passed = this.#dist(Atomics.load(w, W.HEAD), position);
-    if (passed === 0 || passed > this.#cycle / 2) return false;
-    if (passed > 1) return true;
-    const state = Atomics.load(w, this.#stateIndexUnchecked(slot));
-    // Being read by a receiver that is alive: wait; a receiver that died has taken it with it.
-    return !(state >>> 30 === READING && (!this.#suspect || processAlive(state & PID_MASK)));
+    const sw = this.#slotWord(pos % this.#depth);
+    if (this.#seqDiff(Atomics.load(w, sw + SLOT_SEQ), this.#freeSeq(pos) + 1) > 0) return true;
+    const owner = Atomics.load(w, sw + SLOT_OWNER);
+    return owner >>> 30 === READING && this.#ownerDead(owner);
   }
 
   /** Unbuffered: takes the message back if no receiver has claimed it. Returns true when it did. */
-  #retract(slot: number, position: number): boolean {
-    this.#lock(Infinity);
-    try {
-      const w = this.#w;
-      const passed = this.#dist(Atomics.load(w, W.HEAD), position);
-      if (passed !== 0 && passed <= this.#cycle / 2) return false;
-      Atomics.store(w, this.#stateIndexUnchecked(slot), 0);
-      Atomics.store(w, W.TAIL, position);
-    } finally {
-      this.#unlock();
-    }
+  #retract(pos: number): boolean {
+    const w = this.#w;
+    const sw = this.#slotWord(pos % this.#depth);
+    if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, ownerWord(WRITING, PID)) !== OWNER_FULL) return false;
+    Atomics.store(w, sw + SLOT_SEQ, this.#freeSeq(pos));
+    Atomics.store(w, W.TAIL, pos);
+    Atomics.store(w, sw + SLOT_OWNER, 0);
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
     return true;
   }
 
-  #awaitTakenSync(slot: number, position: number, deadline: number): void {
+  #awaitTakenSync(pos: number, deadline: number): void {
+    const w = this.#w;
+    let spun = false;
     for (;;) {
-      const seen = Atomics.load(this.#w, W.NOT_FULL_SEQ);
-      if (this.#taken(slot, position)) return;
-      const closed = Atomics.load(this.#w, W.CLOSED) !== 0;
+      if (this.#taken(pos)) return;
       try {
-        if (closed) throw new ClosedWriteError();
-        this.#sleepSync(W.NOT_FULL_SEQ, W.SEND_WAITERS, seen, true, deadline, 'send');
+        if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
+        if (!spun) {
+          spun = true;
+          this.#watch(this.#slotWord(pos % this.#depth), Atomics.load(w, this.#slotWord(pos % this.#depth) + SLOT_SEQ));
+          if (this.#spin(this.#sendSpin)) continue;
+        }
+        Atomics.add(w, W.SEND_WAITERS, 1);
+        try {
+          const seen = Atomics.load(w, W.NOT_FULL_SEQ);
+          if (this.#taken(pos)) return;
+          const left = deadline - performance.now();
+          if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
+          if (!futexWait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left))) this.#suspect = true;
+        } finally {
+          Atomics.sub(w, W.SEND_WAITERS, 1);
+        }
       } catch (err) {
-        if (this.#retract(slot, position)) throw err;
-        return; // taken meanwhile: the send succeeded
+        if (this.#retract(pos)) throw err;
+        // A receiver has it: the send succeeds once it is copied out.
+        deadline = Infinity;
       }
     }
   }
 
-  async #awaitTakenAsync(slot: number, position: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+  async #awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const w = this.#w;
+    let polls = 0;
     for (;;) {
-      const seen = Atomics.load(this.#w, W.NOT_FULL_SEQ);
-      if (this.#taken(slot, position)) return;
+      if (this.#taken(pos)) return;
       try {
-        if (Atomics.load(this.#w, W.CLOSED) !== 0) throw new ClosedWriteError();
+        if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
         checkAborted(signal);
-        await this.#sleepAsync(W.NOT_FULL_SEQ, W.SEND_WAITERS, seen, true, deadline, signal, 'send');
+        if (polls < this.#asyncPoll) {
+          polls++;
+          await nextTurn();
+          continue;
+        }
+        Atomics.add(w, W.SEND_WAITERS, 1);
+        try {
+          const seen = Atomics.load(w, W.NOT_FULL_SEQ);
+          if (this.#taken(pos)) return;
+          const left = deadline - performance.now();
+          if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
+          const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
+          const started = performance.now();
+          await asyncWaiter.wait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left), stop);
+          if (performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
+        } finally {
+          if (this.region.isMapped) Atomics.sub(w, W.SEND_WAITERS, 1);
+        }
+        this.#words();
       } catch (err) {
-        if (this.#retract(slot, position)) throw err;
-        return;
+        if (!this.region.isMapped || this.#retract(pos)) throw err;
+        deadline = Infinity;
+        signal = undefined;
       }
     }
   }
+
+  // ---- payloads --------------------------------------------------------------------
 
   #encode(data: unknown): Encoded {
     if (this.#payload === Payload.Empty) {
@@ -850,6 +901,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     }
     let e: Encoded;
     if (typeof data === 'string') e = { kind: 1, str: data, bytes: null, length: Buffer.byteLength(data) };
+    else if (data instanceof Uint8Array) e = { kind: 2, str: '', bytes: data, length: data.length };
     else if (ArrayBuffer.isView(data)) e = { kind: 2, str: '', bytes: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), length: data.byteLength };
     else throw new InvalidArgumentError(`a message must be a string or an ArrayBufferView (Buffer, Uint8Array, ...), got ${describe(data)}`);
     if (e.length > this.#width) {
@@ -859,22 +911,23 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     return e;
   }
 
-  #fill(slot: number, msg: Encoded): void {
-    const at = SLOTS_OFFSET + slot * this.#stride;
+  /** Copies a message into the slot claimed at `pos`. */
+  #fill(pos: number, msg: Encoded): void {
+    const at = SLOTS_OFFSET + (pos % this.#depth) * this.#stride;
     const data = at + SLOT_HEADER;
     if (msg.kind === 1) this.#buf.write(msg.str, data, msg.length, 'utf8');
     else if (msg.kind === 2) this.#u8.set(msg.bytes!, data);
-    if (this.#payload === Payload.Variable) this.#w[(at + 4) >>> 2] = msg.length;
+    if (this.#payload === Payload.Variable) this.#w[(at >>> 2) + SLOT_LENGTH] = msg.length;
     else if (this.#payload === Payload.Fixed && msg.length < this.#width) this.#u8.fill(0, data + msg.length, data + this.#width);
   }
 
-  /** Copies the message out of a claimed slot and frees the slot. */
-  #take(slot: number, encoding: BufferEncoding | undefined, target: Uint8Array | null): Buffer | string | number {
-    const at = SLOTS_OFFSET + slot * this.#stride;
+  /** Copies the message out of the slot claimed at `pos` and frees the slot. */
+  #take(pos: number, encoding: BufferEncoding | undefined, target: Uint8Array | null): Buffer | string | number {
+    const at = SLOTS_OFFSET + (pos % this.#depth) * this.#stride;
     const data = at + SLOT_HEADER;
-    const length = this.#payload === Payload.Fixed ? this.#width : this.#payload === Payload.Variable ? this.#w[(at + 4) >>> 2]! >>> 0 : 0;
+    const length = this.#payload === Payload.Fixed ? this.#width : this.#payload === Payload.Variable ? this.#w[(at >>> 2) + SLOT_LENGTH]! >>> 0 : 0;
     try {
-      if (length > this.#width) throw new LayoutError(`slot ${slot} of the ${this.kind} channel holds a length of ${length}, more than its capacity ${this.#width}: the channel's memory was overwritten`);
+      if (length > this.#width) throw new LayoutError(`slot ${pos % this.#depth} of the ${this.kind} channel holds a length of ${length}, more than its capacity ${this.#width}: the channel's memory was overwritten`);
       if (target !== null) {
         target.set(this.#u8.subarray(data, data + length));
         return length;
@@ -884,7 +937,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       out.set(this.#u8.subarray(data, data + length));
       return out;
     } finally {
-      this.#free(slot);
+      this.#free(pos);
     }
   }
 
@@ -894,9 +947,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 }
 
-/** The modulus of a channel's head and tail: the largest multiple of depth not above 2^31. */
+/** The modulus of a channel's head and tail: the largest multiple of depth not above 2^30. */
 export function cycleOf(depth: number): number {
-  return depth * Math.floor(2 ** 31 / depth);
+  return depth * Math.floor(2 ** 30 / depth);
 }
 
 function deadlineOf(timeout: unknown): number {

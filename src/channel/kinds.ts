@@ -58,9 +58,8 @@ function capacityOf(o: Partial<VariableOptions>): number {
   return count('options.capacity', o.capacity, 1, MAX_WIDTH);
 }
 
-/** Constructs a channel of a known shape, or attaches (`wanted` null). @internal */
+/** Constructs a channel of a known shape, or attaches (`wanted` null). Not exported: use the kinds. */
 abstract class KindBase extends Channel {
-  /** @internal */
   protected constructor(shm: SharedMemory, wanted: HeaderInfo | null, options: ChannelOptions | undefined) {
     super(shm, wanted, options);
   }

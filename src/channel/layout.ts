@@ -23,27 +23,31 @@
  * ## Channel control words (each group on its own 64-byte cache line)
  * | offset | field        | written by                         | meaning |
  * |-------:|--------------|------------------------------------|---------|
- * | 64     | lock         | everyone, CAS                      | 0 free, else holder pid (robust lock: see sync/robust-lock.ts) |
- * | 68     | lockWaiters  | sleepers on `lock`                 | count of sleepers; unlock wakes only when non-zero |
- * | 128    | head         | receivers, under `lock`            | messages taken so far, modulo depth × ⌊2^31 / depth⌋; next slot to take is head % depth |
- * | 132    | notFullSeq   | receivers, atomic add              | bumped when a slot is freed, and on close: senders sleep on it |
- * | 136    | sendWaiters  | sleeping senders                   | count; a receiver wakes `notFullSeq` only when non-zero |
- * | 192    | tail         | senders, under `lock`              | slots claimed so far, modulo depth × ⌊2^31 / depth⌋; next slot to claim is tail % depth |
- * | 196    | notEmptySeq  | senders, atomic add                | bumped when a message is published, and on close: receivers sleep on it |
- * | 200    | recvWaiters  | sleeping receivers                 | count; a sender wakes `notEmptySeq` only when non-zero |
- * | 204    | recvActive   | receivers of an Unbuffered channel | count of receives in progress (spinning or sleeping): `trySend` hands over only when non-zero |
+ * | 64     | tail         | the sender that owns slot `tail % depth` | next position to send to, modulo depth × ⌊2^30 / depth⌋ |
+ * | 128    | head         | the receiver that owns slot `head % depth` | next position to receive from, same modulus |
+ * | 192    | sendWaiters  | sleeping senders                   | count; a receiver bumps `notFullSeq` and wakes only when non-zero |
+ * | 196    | recvWaiters  | sleeping receivers                 | count; a sender bumps `notEmptySeq` and wakes only when non-zero |
+ * | 200    | notFullSeq   | receivers freeing a slot, `close()` | futex word senders sleep on |
+ * | 204    | notEmptySeq  | senders publishing, `close()`      | futex word receivers sleep on |
+ * | 208    | recvActive   | receivers of an Unbuffered channel | receives in progress (spinning or sleeping): `trySend` offers only when non-zero |
  *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field   | meaning |
  * |-------:|---------|---------|
- * | 0      | state   | bits 31–30: 0 EMPTY, 1 WRITING, 2 FULL, 3 READING; bits 29–0: pid of the process in that phase |
- * | 4      | length  | Variable: bytes of the message |
- * | 8      | data    | the message (Fixed: `width` bytes, zero-padded) |
+ * | 0      | seq     | lap sequence: 2·lap when free for position lap·depth + i, 2·lap + 1 once that position's message is published (modulo 2·⌊2^30 / depth⌋); all zeros is a valid empty channel |
+ * | 4      | owner   | bits 31–30: 0 EMPTY, 1 WRITING, 2 FULL, 3 READING; bits 29–0: pid of the writer or reader |
+ * | 8      | length  | Variable: bytes of the message |
+ * | 16     | data    | the message (Fixed: `width` bytes, zero-padded) |
  *
- * A slot goes EMPTY → WRITING (sender, under `lock`, with tail += 1) → FULL (sender,
- * after copying, atomic store) → READING (receiver, under `lock`, with head += 1) →
- * EMPTY (receiver, after copying). Copies happen outside the lock, so several senders
- * and receivers copy at once in a Buffered channel.
+ * Sending to position p (slot i = p % depth, lap L = ⌊p / depth⌋): when `seq == 2L`, CAS
+ * `owner` EMPTY → WRITING|pid (this claims the slot; check `seq` and `tail` again), store
+ * `tail = p + 1`, copy the message, store `owner = FULL`, store `seq = 2L + 1`.
+ * Receiving from position p: when `seq == 2L + 1`, CAS `owner` FULL → READING|pid (check
+ * again), store `head = p + 1`, copy the message out, store `owner = EMPTY`, store
+ * `seq = 2L + 2`. Copies happen without any lock, so several senders and receivers copy
+ * at once in a Buffered channel. Whoever finds an owner word naming a dead process takes
+ * its place by CAS: a dead writer's half-written message is dropped, a dead reader's
+ * claimed message is delivered if it had not yet moved `head`.
  *
  * ## Mutex (kind 16; 64 bytes)
  * Header as above (depth, width and slot fields 0; totalSize 64), then `lock` at 48 and
@@ -91,15 +95,13 @@ export const W = {
   INIT: H.INIT / 4,
   INIT_PID: H.INIT_PID / 4,
   CLOSED: H.CLOSED / 4,
-  LOCK: 64 / 4,
-  LOCK_WAITERS: 68 / 4,
+  TAIL: 64 / 4,
   HEAD: 128 / 4,
-  NOT_FULL_SEQ: 132 / 4,
-  SEND_WAITERS: 136 / 4,
-  TAIL: 192 / 4,
-  NOT_EMPTY_SEQ: 196 / 4,
-  RECV_WAITERS: 200 / 4,
-  RECV_ACTIVE: 204 / 4,
+  SEND_WAITERS: 192 / 4,
+  RECV_WAITERS: 196 / 4,
+  NOT_FULL_SEQ: 200 / 4,
+  NOT_EMPTY_SEQ: 204 / 4,
+  RECV_ACTIVE: 208 / 4,
 } as const;
 
 /** Indexes of 32-bit words in a mutex. */
@@ -117,11 +119,15 @@ export const INIT_READY = 2;
 /** Byte offset of slot 0 in a channel. */
 export const SLOTS_OFFSET = 256;
 /** Bytes before a slot's data. */
-export const SLOT_HEADER = 8;
+export const SLOT_HEADER = 16;
+/** Word offsets inside a slot. */
+export const SLOT_SEQ = 0;
+export const SLOT_OWNER = 1;
+export const SLOT_LENGTH = 2;
 /** Size of a mutex. */
 export const MUTEX_SIZE = 64;
 
-/** Slot phases (state >>> 30). */
+/** Owner phases (owner >>> 30). */
 export const EMPTY = 0;
 export const WRITING = 1;
 export const FULL = 2;
@@ -129,8 +135,8 @@ export const READING = 3;
 /** Mask of the pid bits of a slot state. */
 export const PID_MASK = 0x3fffffff;
 
-/** A slot state word: phase and pid. */
-export function slotState(phase: number, pid: number): number {
+/** An owner word: phase and pid. */
+export function ownerWord(phase: number, pid: number): number {
   return ((phase << 30) | (pid & PID_MASK)) | 0;
 }
 

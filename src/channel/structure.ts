@@ -8,7 +8,7 @@ import { LayoutError, OverlapError } from '../errors.js';
 import type { Region } from '../region/region.js';
 import { findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/futex.js';
-import { describeHeader, H, SLOTS_OFFSET, INIT_BUSY, INIT_NONE, INIT_READY, Kind, MAGIC, Payload, VERSION, W, type HeaderInfo } from './layout.js';
+import { describeHeader, H, SLOT_HEADER, SLOTS_OFFSET, INIT_BUSY, INIT_NONE, INIT_READY, Kind, MAGIC, Payload, VERSION, W, type HeaderInfo } from './layout.js';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -45,7 +45,7 @@ export function readHeader(region: Region): HeaderInfo {
         info.stride % 64 === 0 &&
         (info.kind === Kind.Buffered ? info.depth >= 2 : info.depth === 1) &&
         (info.payload === Payload.Empty ? info.width === 0 : info.width >= 1) &&
-        info.stride >= 8 + info.width &&
+        info.stride >= SLOT_HEADER + info.width &&
         dv.getUint32(H.SLOTS, true) === SLOTS_OFFSET &&
         info.totalSize === SLOTS_OFFSET + info.depth * info.stride);
   if (!consistent) throw new LayoutError(`the header ${where(region)} is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, slots at ${dv.getUint32(H.SLOTS, true)}, size ${info.totalSize})`);
@@ -93,6 +93,9 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
         return wanted;
       }
       continue;
+    }
+    if (state !== INIT_BUSY) {
+      throw new LayoutError(`no concurrent-shm structure ${where(region)}: its state word holds ${state}, which no initialiser writes; refusing to touch it`);
     }
     // Another process is initialising: wait a little, and give up if it died doing it.
     if (performance.now() > deadline) {

@@ -51,7 +51,7 @@ export function lockSync(w: Int32Array, lock: number, waiters: number, address: 
   if (holder === 0) return 0;
   for (let i = spin.budget; i > 0; i--) {
     if (Atomics.load(w, lock) === 0 && (holder = tryLock(w, lock)) === 0) {
-      spin.spun();
+
       return 0;
     }
   }
