@@ -2,7 +2,7 @@
 
 import os from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { formatSize } from './transport.js';
 
@@ -19,7 +19,9 @@ export function machineInfo() {
       return null;
     }
   };
-  const commit = git('rev-parse', '--short', 'HEAD');
+  // Only in a checkout of this repository: installed under node_modules, git would find
+  // the enclosing project's repository and report its commit as ours.
+  const commit = existsSync(new URL('../../.git', import.meta.url)) ? git('rev-parse', '--short', 'HEAD') : null;
   const status = commit ? git('status', '--porcelain', '--untracked-files=no') : null;
   return {
     cpuModel: cpus[0]?.model?.trim() ?? 'unknown CPU',

@@ -1,0 +1,167 @@
+/**
+ * Reads the header and counters of a structure of this library (a channel or a mutex)
+ * from an object's bytes, without writing anything. The byte layout is the one of
+ * src/channel/layout.ts; the checks mirror `readHeader` in src/channel/structure.ts.
+ * @internal
+ */
+import { describeHeader, H, INIT_READY, Kind, kindName, MAGIC, MW, Payload, PID_MASK, READING, SLOT_HEADER, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import type { ByteSource } from './source.js';
+
+/** What the command reports about a structure. */
+export interface Structure {
+  /** Byte offset of the structure in the object. */
+  offset: number;
+  /** `"channel"` or `"mutex"`. */
+  type: 'channel' | 'mutex';
+  /** Kind, such as `"Buffered.Fixed"` or `"Mutex"`. */
+  kind: string;
+  /** Kind with its parameters, such as `"Buffered.Fixed(depth 4, width 64)"`. */
+  description: string;
+  /** Number of slots (0 for a mutex). */
+  depth: number;
+  /** Fixed: bytes per message; Variable: capacity; Empty and mutex: 0. */
+  width: number;
+  /** Bytes the structure occupies. */
+  byteLength: number;
+  /** `false` while the header is being initialised (or its initialiser died doing it): no counters then. */
+  ready: boolean;
+  /** Process that initialised the header, and whether it still runs. */
+  initPid: number;
+  initPidAlive: boolean;
+  /** Channel: closed by some process. Always `false` for a mutex. */
+  closed: boolean;
+  /** Channel: messages sent / taken so far (modulo depth × ⌊2^30 / depth⌋), messages in the channel now. */
+  sent?: number;
+  received?: number;
+  queued?: number;
+  /** Channel: processes sleeping in a send / a receive. Mutex: processes sleeping on the lock (`lock`). */
+  waiting?: { senders?: number; receivers?: number; lock?: number };
+  /** Channel: slots a process is writing or reading right now, with that process and whether it runs. */
+  busy?: { slot: number; phase: 'writing' | 'reading'; pid: number; alive: boolean }[];
+  /** Mutex: the process holding it, 0 if none, and whether it runs (`null` when free). */
+  lockHolder?: number;
+  lockHolderAlive?: boolean | null;
+  /** Mutex: holders that died holding it. */
+  deaths?: number;
+}
+
+/** The outcome of looking for a structure at an offset. */
+export type Probe = { found: true; structure: Structure } | { found: false; reason: string };
+
+/** `true` when a process with this id exists (EPERM: it exists, owned by someone else). */
+export function pidAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+const KNOWN_KINDS: readonly number[] = [Kind.Unbuffered, Kind.SingleBuffered, Kind.Buffered, Kind.Mutex];
+
+/** Looks for a structure at `offset` of the object behind `src` (whose size is `size`). */
+export function probe(src: ByteSource, size: number, offset: number): Probe {
+  if (size < offset + H.SIZE) {
+    return { found: false, reason: `the object is ${size} bytes long, too short for a ${H.SIZE}-byte header at offset ${offset}` };
+  }
+  const head = src.read(offset, H.SIZE);
+  if (head.length < H.SIZE) return { found: false, reason: 'the object shrank while it was read' };
+  const magic = head.readUInt32LE(H.MAGIC);
+  if (magic !== MAGIC) {
+    if (head.every((b) => b === 0)) return { found: false, reason: 'its header bytes are all zero' };
+    return { found: false, reason: `found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be` };
+  }
+  const version = head.readUInt16LE(H.VERSION);
+  if (version !== VERSION) {
+    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads version ${VERSION} only` };
+  }
+  const info: HeaderInfo = {
+    kind: head.readUInt8(H.KIND),
+    payload: head.readUInt8(H.PAYLOAD),
+    depth: head.readUInt32LE(H.DEPTH),
+    width: head.readUInt32LE(H.WIDTH),
+    stride: head.readUInt32LE(H.STRIDE),
+    totalSize: head.readUInt32LE(H.TOTAL),
+  };
+  const slots = head.readUInt32LE(H.SLOTS);
+  const mutex = info.kind === Kind.Mutex;
+  const consistent =
+    KNOWN_KINDS.includes(info.kind) &&
+    (mutex
+      ? info.totalSize === H.SIZE
+      : info.payload <= Payload.Variable &&
+        info.stride % 64 === 0 &&
+        (info.kind === Kind.Buffered ? info.depth >= 2 : info.depth === 1) &&
+        (info.payload === Payload.Empty ? info.width === 0 : info.width >= 1) &&
+        info.stride >= SLOT_HEADER + info.width &&
+        slots === SLOTS_OFFSET &&
+        info.totalSize === slots + info.depth * info.stride);
+  if (!consistent) {
+    return { found: false, reason: `the header is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, size ${info.totalSize})` };
+  }
+  if (size < offset + info.totalSize) {
+    return { found: false, reason: `its header describes ${info.totalSize} bytes, but the object ends ${size - offset} bytes after offset ${offset}` };
+  }
+  const initPid = head.readUInt32LE(H.INIT_PID);
+  const s: Structure = {
+    offset,
+    type: mutex ? 'mutex' : 'channel',
+    kind: kindName(info.kind, info.payload),
+    description: describeHeader(info),
+    depth: mutex ? 0 : info.depth,
+    width: mutex ? 0 : info.width,
+    byteLength: info.totalSize,
+    ready: head.readUInt32LE(H.INIT) === INIT_READY,
+    initPid,
+    initPidAlive: pidAlive(initPid),
+    closed: !mutex && head.readUInt32LE(H.CLOSED) !== 0,
+  };
+  if (!s.ready) return { found: true, structure: s };
+
+  if (mutex) {
+    const holder = head.readUInt32LE(MW.LOCK * 4);
+    s.lockHolder = holder;
+    s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
+    s.waiting = { lock: head.readUInt32LE(MW.LOCK_WAITERS * 4) };
+    s.deaths = head.readUInt32LE(MW.DEATHS * 4);
+    return { found: true, structure: s };
+  }
+  const control = src.read(offset, SLOTS_OFFSET);
+  if (control.length < SLOTS_OFFSET) return { found: false, reason: 'the object shrank while it was read' };
+  const word = (index: number): number => control.readUInt32LE(index * 4);
+  const tail = word(W.TAIL);
+  const head_ = word(W.HEAD);
+  const busy = busySlots(src, offset + SLOTS_OFFSET, info.depth, info.stride);
+  const reading = busy.filter((b) => b.phase === 'reading').length;
+  // Positions run modulo the channel's cycle (Channel's cycleOf in src/channel/channel.ts).
+  const cycle = info.depth * Math.floor(2 ** 30 / info.depth);
+  s.sent = tail;
+  s.received = head_;
+  s.queued = ((tail - head_ + cycle) % cycle) + reading;
+  s.waiting = { senders: word(W.SEND_WAITERS), receivers: word(W.RECV_WAITERS) };
+  s.busy = busy;
+  return { found: true, structure: s };
+}
+
+/** Slots whose owner word says a process is writing or reading them (read in chunks of up to 1 MiB). */
+function busySlots(src: ByteSource, slotsStart: number, depth: number, stride: number): NonNullable<Structure['busy']> {
+  const CHUNK = 1 << 20;
+  const busy: NonNullable<Structure['busy']> = [];
+  const at = SLOT_OWNER * 4;
+  const note = (slot: number, owner: number): void => {
+    const phase = owner >>> 30;
+    if (phase !== WRITING && phase !== READING) return;
+    const pid = owner & PID_MASK;
+    busy.push({ slot, phase: phase === WRITING ? 'writing' : 'reading', pid, alive: pidAlive(pid) });
+  };
+  const perChunk = stride <= CHUNK / 16 ? Math.max(1, Math.floor(CHUNK / stride)) : 1;
+  for (let i = 0; i < depth; i += perChunk) {
+    const n = Math.min(perChunk, depth - i);
+    const buf = perChunk === 1 ? src.read(slotsStart + i * stride + at, 4) : src.read(slotsStart + i * stride, (n - 1) * stride + at + 4);
+    const base = perChunk === 1 ? 0 : at;
+    for (let j = 0; j < n && base + j * stride + 4 <= buf.length; j++) note(i + j, buf.readUInt32LE(base + j * stride));
+  }
+  return busy;
+}
