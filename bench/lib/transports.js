@@ -6,8 +6,9 @@
 // (the first one with kind 'channel' is the default ratio baseline).
 
 export const TRANSPORT_FILES = [
-  // 'channel-sync.js',
-  // 'channel-async.js',
+  'channel-sync.js',
+  'channel-buffered.js',
+  'channel-async.js',
   'process-send-json.js',
   'process-send-advanced.js',
   'worker-postmessage.js',
