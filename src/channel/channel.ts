@@ -567,7 +567,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         this.#watch(sw, seq);
         return CLAIM_FULL;
       }
-      // d > 0: tail moved on meanwhile; look again.
+      // d > 0: the slot is already past this position: tail moved on meanwhile (or was
+      // left behind by a repair); move it on if nobody did, and look again.
+      Atomics.compareExchange(w, W.TAIL, pos, this.#next(pos));
     }
   }
 
@@ -628,7 +630,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         this.#watch(sw, seq);
         return CLAIM_BLOCKED;
       }
-      // d > 0: head moved on meanwhile; look again.
+      // d > 0: the message at this position is gone (taken, or dropped by a sender that
+      // freed the slot of a dead receiver): move head on if nobody did, and look again.
+      Atomics.compareExchange(w, W.HEAD, pos, this.#next(pos));
     }
   }
 
@@ -829,21 +833,22 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   #awaitTakenSync(pos: number, deadline: number): void {
     const w = this.#w;
+    const sw = this.#slotWord(pos % this.#depth);
+    let claimed = false; // a receiver has it: only its copy is awaited, whatever happens
     let spun = false;
-    for (;;) {
-      if (this.#taken(pos)) return;
+    while (!this.#taken(pos)) {
       try {
-        if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
+        if (!claimed && Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
         if (!spun) {
           spun = true;
-          this.#watch(this.#slotWord(pos % this.#depth), Atomics.load(w, this.#slotWord(pos % this.#depth) + SLOT_SEQ));
+          this.#watch(sw, Atomics.load(w, sw + SLOT_SEQ));
           if (this.#spin(this.#sendSpin)) continue;
         }
         Atomics.add(w, W.SEND_WAITERS, 1);
         try {
           const seen = Atomics.load(w, W.NOT_FULL_SEQ);
           if (this.#taken(pos)) return;
-          const left = deadline - performance.now();
+          const left = claimed ? LIVENESS_MS : deadline - performance.now();
           if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
           if (!futexWait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left))) this.#suspect = true;
         } finally {
@@ -851,20 +856,21 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         }
       } catch (err) {
         if (this.#retract(pos)) throw err;
-        // A receiver has it: the send succeeds once it is copied out.
-        deadline = Infinity;
+        claimed = true;
       }
     }
   }
 
   async #awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const w = this.#w;
+    let claimed = false;
     let polls = 0;
-    for (;;) {
-      if (this.#taken(pos)) return;
+    while (!this.#taken(pos)) {
       try {
-        if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
-        checkAborted(signal);
+        if (!claimed) {
+          if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
+          checkAborted(signal);
+        }
         if (polls < this.#asyncPoll) {
           polls++;
           await nextTurn();
@@ -874,9 +880,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         try {
           const seen = Atomics.load(w, W.NOT_FULL_SEQ);
           if (this.#taken(pos)) return;
-          const left = deadline - performance.now();
+          const left = claimed ? LIVENESS_MS : deadline - performance.now();
           if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
-          const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
+          const stop = claimed || signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
           const started = performance.now();
           await asyncWaiter.wait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left), stop);
           if (performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
@@ -886,8 +892,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         this.#words();
       } catch (err) {
         if (!this.region.isMapped || this.#retract(pos)) throw err;
-        deadline = Infinity;
-        signal = undefined;
+        claimed = true;
       }
     }
   }
