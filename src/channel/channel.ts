@@ -22,7 +22,8 @@ import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { futexWait, futexWake, processAlive } from '../sync/futex.js';
 import { LIVENESS_MS, PID } from '../sync/robust-lock.js';
-import { SpinBudget } from '../sync/spin.js';
+import { SpinBudget, YIELD_EVERY } from '../sync/spin.js';
+import { sched_yield } from '../sys/libc.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
 import {
   describeHeader,
@@ -681,6 +682,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     const seq = this.#watchSeq;
     for (let i = spin.budget; i > 0; i--) {
       if (Atomics.load(w, slot) !== seq || Atomics.load(w, W.CLOSED) !== 0) return true;
+      if ((i & (YIELD_EVERY - 1)) === 0 && i !== spin.budget) sched_yield();
     }
     return false;
   }

@@ -15,13 +15,24 @@
 /** A sleep shorter than this (ms) means the channel is busy: spin fully next time. */
 const BUSY_SLEEP_MS = 10;
 
+/**
+ * The longest spin, in loads: a few milliseconds, longer than the slowest wakes seen on
+ * a VM, so that a busy pair does not settle into waking each other. Long spins yield the
+ * CPU every {@link YIELD_EVERY} loads, which costs nothing when nothing else wants the
+ * CPU and hands it over when something does (many processes on few cores).
+ */
+export const MAX_SPIN = 1_000_000;
+
+/** Loads between two `sched_yield` calls while spinning. */
+export const YIELD_EVERY = 4096;
+
 export class SpinBudget {
   /** Loads to try before sleeping. */
   budget: number;
   readonly #min: number;
   readonly #max: number;
 
-  constructor(initial = 200_000, min = 256, max = 200_000) {
+  constructor(initial = MAX_SPIN, min = 256, max = MAX_SPIN) {
     this.budget = initial;
     this.#min = min;
     this.#max = max;

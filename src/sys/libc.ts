@@ -54,6 +54,9 @@ export const posix_fallocate: ((fd: number, offset: number, len: number) => numb
 /** `int kill(pid_t pid, int sig)`: signal 0 only checks that the process exists. */
 export const kill: (pid: number, sig: number) => number = lib.func('int kill(int pid, int sig)');
 
+/** `int sched_yield(void)`: lets another runnable thread have this CPU. */
+export const sched_yield: () => number = lib.func('int sched_yield(void)');
+
 /** `long sysconf(int name)` */
 export const sysconf: (name: number) => number = lib.func('long sysconf(int name)');
 
