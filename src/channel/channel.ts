@@ -5,6 +5,7 @@
  * The byte layout and the slot state machine are in layout.ts.
  * @module
  */
+import { setMaxListeners } from 'node:events';
 import {
   AbortError,
   ChannelClosedError,
@@ -247,6 +248,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#rendezvous = this.info.kind === Kind.Unbuffered;
     this.#cycle = cycleOf(this.#depth);
     this.#laps = this.#cycle / this.#depth;
+    // Every pending async wait of this handle listens to it; any number may be pending.
+    setMaxListeners(0, this.#released.signal);
   }
 
   /** Kind, such as `"SingleBuffered.Variable"`. */
@@ -555,9 +558,11 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       }
       if (d < 0) {
         // The slot still holds the previous lap's message: the channel is full, or a
-        // receiver is copying it out (and may have died doing so).
+        // receiver is copying it out, or a sender never finished writing it (either may
+        // have died doing so: then the slot is freed, and receivers skip its position).
         const owner = Atomics.load(w, sw + SLOT_OWNER);
-        if (owner >>> 30 === READING) {
+        const phase = owner >>> 30;
+        if (phase === READING || phase === WRITING) {
           if (this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, 0) === owner) {
             Atomics.store(w, sw + SLOT_SEQ, free);
             continue;
