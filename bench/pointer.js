@@ -146,6 +146,7 @@ try {
   big.write(src); // touch every page before measuring
   const copies = [
     bytesRow('region.read() 1 MiB', 'Buffer.copy 1 MiB', MiB, (n) => { let s = 0; for (let i = 0; i < n; i++) s += big.read()[i & 1023]; return s; }, (n) => { let s = 0; for (let i = 0; i < n; i++) s += src.copy(dst, 0, 0, MiB) + dst[i & 1023]; return s; }),
+    bytesRow('region.readInto(buf) 1 MiB', 'Buffer.copy 1 MiB', MiB, (n) => { let s = 0; for (let i = 0; i < n; i++) s += big.readInto(dst) + dst[i & 1023]; return s; }, (n) => { let s = 0; for (let i = 0; i < n; i++) s += src.copy(dst, 0, 0, MiB) + dst[i & 1023]; return s; }),
     bytesRow('region.write(buf) 1 MiB', 'Buffer.copy 1 MiB', MiB, (n) => { let s = 0; for (let i = 0; i < n; i++) s += big.write(src); return s; }, (n) => { let s = 0; for (let i = 0; i < n; i++) s += src.copy(dst, 0, 0, MiB); return s; }),
   ];
   // What region.read() does is allocate a fresh 1 MiB Buffer and copy into it; this row

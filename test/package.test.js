@@ -58,7 +58,7 @@ process.on('exit', cleanup); // also when a test throws outside uvu's hooks
 test('the tarball holds what a user needs and nothing else', () => {
   if (SKIP) return console.log('  (skipped: PACKAGE_TEST=0)');
   const files = packed.files.map((f) => f.path).sort();
-  const allowed = [/^package\.json$/, /^README\.md$/, /^LICENSE$/, /^dist\/.+\.(js|d\.ts)$/, /^docs\/.+\.md$/, /^examples\/.+\.(js|md)$/, /^bench\/(ipc\.js|README\.md|lib\/.+\.js|transports\/.+\.(js|md))$/];
+  const allowed = [/^package\.json$/, /^README\.md$/, /^LICENSE$/, /^dist\/.+\.(js|d\.ts)$/, /^docs\/.+\.(md|svg)$/, /^examples\/.+\.(js|md)$/, /^bench\/(ipc\.js|README\.md|lib\/.+\.js|transports\/.+\.(js|md))$/];
   const unexpected = files.filter((f) => !allowed.some((re) => re.test(f)));
   assert.equal(unexpected, [], 'files outside the allowed set');
   for (const f of ['package.json', 'LICENSE', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'bench/ipc.js', 'bench/lib/report.js', 'bench/lib/svg.js']) {

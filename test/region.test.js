@@ -80,6 +80,22 @@ test('read returns a copy of a range', () => {
   assert.is(copy.toString(), 'AAAA', 'and writing the region does not change the copy');
 });
 
+test('readInto copies a range into a caller buffer; a range that does not fit is refused and nothing is copied', () => {
+  const shm = object(64);
+  const r = Region.map(shm, 0, 64);
+  r.write('0123456789');
+  const target = Buffer.alloc(8, 0x2e);
+  assert.is(r.readInto(target, 2, 6), 4);
+  assert.is(target.toString(), '2345....');
+  assert.is(r.readInto(target, 60), 4, 'end defaults to the length');
+  expectThrows(() => r.readInto(Buffer.alloc(3), 0, 4), OutOfRangeError, /cannot copy 4 bytes into a target of 3/);
+  expectThrows(() => r.readInto(target, 5, 65), OutOfRangeError, /outside the region/);
+  expectThrows(() => r.readInto('nope'), InvalidArgumentError, /target must be a Uint8Array/);
+  assert.is(target.subarray(4).toString(), '....', 'refused calls copied nothing');
+  r.unmap();
+  expectThrows(() => r.readInto(target), RegionUnmappedError, /unmapped/);
+});
+
 test('write: UTF-8 strings, Buffer, Uint8Array, DataView, Float64Array views with byteOffset', () => {
   const shm = object(256);
   const r = Region.map(shm, 0, 256);

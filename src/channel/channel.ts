@@ -1,8 +1,8 @@
 /**
  * The channel engine shared by every kind: a ring of `depth` slots in shared memory,
- * indexes guarded by a robust lock, copies done outside the lock. Kinds differ only in
- * depth, payload and whether a send waits for its message to be taken (Unbuffered).
- * The byte layout and the slot state machine are in layout.ts.
+ * each claimed by compare-and-swap on its owner word and ordered by its lap sequence
+ * (no lock). Kinds differ only in depth, payload and whether a send waits for its
+ * message to be taken (Unbuffered). The byte layout and the protocol are in layout.ts.
  * @module
  */
 import { setMaxListeners } from 'node:events';
@@ -84,7 +84,7 @@ export interface ChannelStats {
   depth: number;
   /** Fixed: bytes per message; Variable: capacity; Empty: 0. */
   width: number;
-  /** Messages sent so far (claimed slots), modulo depth × ⌊2^31 / depth⌋. */
+  /** Messages sent so far (claimed slots), modulo depth × ⌊2^30 / depth⌋. */
   sent: number;
   /** Messages taken so far, modulo the same. */
   received: number;
@@ -181,6 +181,12 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /** Aborted by release(): pending async waits of this handle end. */
   readonly #released = new AbortController();
+  /**
+   * What this handle has added to the shared waiter and activity counts (by word index).
+   * release() gives back what pending calls still hold, since those calls can no longer
+   * reach the unmapped memory to do it themselves.
+   */
+  readonly #raised = new Map<number, number>();
   readonly #sendSpin = new SpinBudget();
   readonly #recvSpin = new SpinBudget();
   // Async calls spin briefly (at most ASYNC_SPIN_MAX loads, ~20 µs) before yielding to the
@@ -462,6 +468,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   release(): void {
     if (!this.region.isMapped) return;
+    for (const [word, n] of this.#raised) if (n !== 0) Atomics.sub(this.#w, word, n);
+    this.#raised.clear();
     this.#forget();
     structures.unregister(this);
     this.region.unmap();
@@ -474,6 +482,19 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 
   // ---- positions and slots ---------------------------------------------------------
+
+  /** Adds 1 to a shared count (waiters, active receives) on behalf of this handle. */
+  #raise(word: number): void {
+    Atomics.add(this.#w, word, 1);
+    this.#raised.set(word, (this.#raised.get(word) ?? 0) + 1);
+  }
+
+  /** Takes back what #raise added, unless release() already did. */
+  #lower(word: number): void {
+    if (!this.region.isMapped) return;
+    Atomics.sub(this.#w, word, 1);
+    this.#raised.set(word, this.#raised.get(word)! - 1);
+  }
 
   /** The position after `i`. */
   #next(i: number): number {
@@ -626,7 +647,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           if (Atomics.load(w, W.HEAD) === pos && Atomics.load(w, sw + SLOT_SEQ) === seq) {
             Atomics.store(w, W.HEAD, this.#next(pos));
             Atomics.store(w, sw + SLOT_OWNER, 0);
-            Atomics.store(w, sw + SLOT_SEQ, published + 1);
+            Atomics.store(w, sw + SLOT_SEQ, (published + 1) % (2 * this.#laps));
             this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
           } else {
             Atomics.store(w, sw + SLOT_OWNER, owner);
@@ -717,7 +738,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       }
       if (sleptAt === 0) sleptAt = performance.now();
       const w = this.#w;
-      Atomics.add(w, waiters, 1);
+      this.#raise(waiters);
       try {
         const seen = Atomics.load(w, seqWord);
         pos = this.#claim(send);
@@ -727,7 +748,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         const limit = pos === CLAIM_BLOCKED ? Math.min(LIVENESS_MS, left) : left;
         if (!futexWait(this.#base + seqWord * 4, seen, Number.isFinite(limit) ? limit : undefined) && pos === CLAIM_BLOCKED) this.#suspect = true;
       } finally {
-        Atomics.sub(w, waiters, 1);
+        this.#lower(waiters);
       }
       pos = this.#claim(send);
     }
@@ -764,7 +785,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       }
       if (sleptAt === 0) sleptAt = performance.now();
       const w = this.#words();
-      Atomics.add(w, waiters, 1);
+      this.#raise(waiters);
       try {
         const seen = Atomics.load(w, seqWord);
         pos = this.#claim(send);
@@ -777,7 +798,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         await asyncWaiter.wait(this.#base + seqWord * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, stop);
         if (blocked && performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
       } finally {
-        if (this.region.isMapped) Atomics.sub(w, waiters, 1);
+        this.#lower(waiters);
       }
       checkAborted(signal);
       pos = this.#claim(send); // throws RegionUnmappedError once released
@@ -795,23 +816,23 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   #receiveSync(deadline: number): number {
     if (!this.#rendezvous) return this.#acquireSync(false, deadline);
-    const w = this.#words();
-    Atomics.add(w, W.RECV_ACTIVE, 1);
+    this.#words();
+    this.#raise(W.RECV_ACTIVE);
     try {
       return this.#acquireSync(false, deadline);
     } finally {
-      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
+      this.#lower(W.RECV_ACTIVE);
     }
   }
 
   async #receiveAsync(deadline: number, signal: AbortSignal | undefined): Promise<number> {
     if (!this.#rendezvous) return this.#acquireAsync(false, deadline, signal);
-    const w = this.#words();
-    Atomics.add(w, W.RECV_ACTIVE, 1);
+    this.#words();
+    this.#raise(W.RECV_ACTIVE);
     try {
       return await this.#acquireAsync(false, deadline, signal);
     } finally {
-      if (this.region.isMapped) Atomics.sub(w, W.RECV_ACTIVE, 1);
+      this.#lower(W.RECV_ACTIVE);
     }
   }
 
@@ -851,7 +872,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           this.#watch(sw, Atomics.load(w, sw + SLOT_SEQ));
           if (this.#spin(this.#sendSpin)) continue;
         }
-        Atomics.add(w, W.SEND_WAITERS, 1);
+        this.#raise(W.SEND_WAITERS);
         try {
           const seen = Atomics.load(w, W.NOT_FULL_SEQ);
           if (this.#taken(pos)) return;
@@ -859,7 +880,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
           if (!futexWait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left))) this.#suspect = true;
         } finally {
-          Atomics.sub(w, W.SEND_WAITERS, 1);
+          this.#lower(W.SEND_WAITERS);
         }
       } catch (err) {
         if (this.#retract(pos)) throw err;
@@ -883,7 +904,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           await nextTurn();
           continue;
         }
-        Atomics.add(w, W.SEND_WAITERS, 1);
+        this.#raise(W.SEND_WAITERS);
         try {
           const seen = Atomics.load(w, W.NOT_FULL_SEQ);
           if (this.#taken(pos)) return;
@@ -894,7 +915,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           await asyncWaiter.wait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left), stop);
           if (performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
         } finally {
-          if (this.region.isMapped) Atomics.sub(w, W.SEND_WAITERS, 1);
+          this.#lower(W.SEND_WAITERS);
         }
         this.#words();
       } catch (err) {

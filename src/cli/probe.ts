@@ -4,6 +4,7 @@
  * src/channel/layout.ts; the checks mirror `readHeader` in src/channel/structure.ts.
  * @internal
  */
+import { processAlive } from '../sync/futex.js';
 import { describeHeader, H, INIT_READY, Kind, kindName, MAGIC, MW, Payload, PID_MASK, READING, SLOT_HEADER, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
@@ -48,15 +49,9 @@ export interface Structure {
 /** The outcome of looking for a structure at an offset. */
 export type Probe = { found: true; structure: Structure } | { found: false; reason: string };
 
-/** `true` when a process with this id exists (EPERM: it exists, owned by someone else). */
+/** `true` when a process with this id exists and has not exited (the library's own check: a zombie counts as dead). */
 export function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return Number.isInteger(pid) && processAlive(pid);
 }
 
 const KNOWN_KINDS: readonly number[] = [Kind.Unbuffered, Kind.SingleBuffered, Kind.Buffered, Kind.Mutex];

@@ -1,0 +1,29 @@
+// release() of a handle with calls pending: the calls end, and the counts they had raised
+// in shared memory are given back (other processes' handles must not see phantom waiters).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Channel, RegionUnmappedError } from '../dist/index.js';
+import { withShm, within } from './helpers.js';
+
+for (const kind of ['Unbuffered', 'SingleBuffered']) {
+  test(`${kind}: release() ends a pending recv and gives back its waiter and receive counts`, async () => {
+    await withShm(0, async (shm) => {
+      const a = new Channel[kind].Variable(shm, { capacity: 16 });
+      const b = Channel.attach(shm);
+      const pending = a.recv().then(() => 'resolved', (err) => err);
+      // wait until the receive sleeps (it is then counted as a waiter)
+      const deadline = Date.now() + 5000;
+      while (b.stats().waiting.receivers === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.is(b.stats().waiting.receivers, 1, 'the pending receive is counted');
+      a.release();
+      const outcome = await within(2000, pending, 'the released receive');
+      assert.instance(outcome, RegionUnmappedError);
+      assert.equal(b.stats().waiting, { senders: 0, receivers: 0 }, 'nothing left counted');
+      // with no receive in progress, an Unbuffered trySend offers nothing
+      if (kind === 'Unbuffered') assert.is(b.trySend('x'), false);
+      b.release();
+    }, 'rel');
+  });
+}
+
+test.run();
