@@ -240,3 +240,42 @@ export function formatSize(bytes) {
   if (bytes >= 1 << 10 && bytes % (1 << 10) === 0) return `${bytes / (1 << 10)} KiB`;
   return `${bytes} B`;
 }
+
+/**
+ * The ping-pong of a message-based transport: send a ping, wait for the echo (delivered
+ * to the handler given to `listen`), record its time, repeat. Resolves with the total ns.
+ * @param {Pending} pending  the session's Pending (rejects when the peer fails)
+ * @param {object} o
+ * @param {number} o.iterations
+ * @param {Float64Array} [o.samples]  per round trip ns, if wanted
+ * @param {() => void} o.send  sends one ping
+ * @param {(handler: ((...args: any[]) => void) | null) => void} o.listen  installs (or removes) the echo handler
+ * @param {(...args: any[]) => string | null} o.check  what is wrong with an echo, or null
+ * @returns {Promise<number>}
+ */
+export function eventRoundTrip(pending, { iterations, samples, send, listen, check }) {
+  return pending.start((resolve, reject) => {
+    let i = 0;
+    let t0 = 0;
+    let tPrev = 0;
+    listen((...echo) => {
+      const t = nowNs();
+      const problem = check(...echo);
+      if (problem) {
+        listen(null);
+        reject(new Error(problem));
+        return;
+      }
+      if (samples) samples[i] = t - tPrev;
+      if (++i === iterations) {
+        listen(null);
+        resolve(t - t0);
+        return;
+      }
+      tPrev = t;
+      send();
+    });
+    t0 = tPrev = nowNs();
+    send();
+  });
+}

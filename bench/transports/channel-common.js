@@ -2,8 +2,7 @@
 // object holding three channels (ping: parent → peer, pong: peer → parent, ctrl:
 // commands), handed to a peer process with shm.fork().
 import { Channel, SharedMemory } from '../../dist/index.js';
-import { nowNs, registerChild, registerCleanup } from '../lib/transport.js';
-import { peerUrl } from '../lib/transport.js';
+import { nowNs, peerUrl, registerChild, registerCleanup } from '../lib/transport.js';
 
 const MIB = 1024 * 1024;
 const align = (n) => Math.ceil(n / 4096) * 4096;

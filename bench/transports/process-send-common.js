@@ -1,7 +1,7 @@
 // Shared implementation of the two child_process.fork + process.send transports.
 // Not a transport itself (it is not listed in bench/lib/transports.js).
 
-import { forkPeer, nowNs, Pending, waitExit } from '../lib/transport.js';
+import { Pending, eventRoundTrip, forkPeer, nowNs, waitExit } from '../lib/transport.js';
 
 /**
  * @param {'json' | 'advanced'} serialization
@@ -52,28 +52,14 @@ export function openProcessSend(serialization) {
 
     return {
       roundTrip(iterations, samples) {
-        return pending.start((resolve, reject) => {
-          let i = 0;
-          let t0 = 0;
-          let tPrev = 0;
-          onMessage = (msg) => {
-            const t = nowNs();
-            if (msg.length !== roundTripSize) {
-              onMessage = null;
-              reject(new Error(`${label}: echo has ${msg.length} bytes, expected ${roundTripSize}`));
-              return;
-            }
-            if (samples) samples[i] = t - tPrev;
-            if (++i === iterations) {
-              onMessage = null;
-              resolve(t - t0);
-              return;
-            }
-            tPrev = t;
-            child.send(pingPayload);
-          };
-          t0 = tPrev = nowNs();
-          child.send(pingPayload);
+        return eventRoundTrip(pending, {
+          iterations,
+          samples,
+          send: () => child.send(pingPayload),
+          listen: (handler) => {
+            onMessage = handler;
+          },
+          check: (msg) => msg.length === roundTripSize ? null : `${label}: echo has ${msg.length} bytes, expected ${roundTripSize}`,
         });
       },
 

@@ -2,7 +2,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
-import { nowNs, Pending, registerTempDir, removeTempDir, spawnPeer, waitExit } from '../lib/transport.js';
+import { Pending, eventRoundTrip, nowNs, registerTempDir, removeTempDir, spawnPeer, waitExit } from '../lib/transport.js';
 import { FrameReader, encodeControl, encodeFrame, T_CTRL, T_DATA, T_PING } from './peers/frames.js';
 
 /** @type {import('../lib/transport.js').Transport} */
@@ -78,28 +78,14 @@ export default {
 
     return {
       roundTrip(iterations, samples) {
-        return pending.start((resolve, reject) => {
-          let i = 0;
-          let t0 = 0;
-          let tPrev = 0;
-          onFrame = (type, payload) => {
-            const t = nowNs();
-            if (type !== T_PING || payload.length !== roundTripSize) {
-              onFrame = null;
-              reject(new Error(`${label}: bad echo (type ${type}, ${payload.length} bytes)`));
-              return;
-            }
-            if (samples) samples[i] = t - tPrev;
-            if (++i === iterations) {
-              onFrame = null;
-              resolve(t - t0);
-              return;
-            }
-            tPrev = t;
-            socket.write(pingFrame);
-          };
-          t0 = tPrev = nowNs();
-          socket.write(pingFrame);
+        return eventRoundTrip(pending, {
+          iterations,
+          samples,
+          send: () => socket.write(pingFrame),
+          listen: (handler) => {
+            onFrame = handler;
+          },
+          check: (type, payload) => type === T_PING && payload.length === roundTripSize ? null : `${label}: bad echo (type ${type}, ${payload.length} bytes)`,
         });
       },
 

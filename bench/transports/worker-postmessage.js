@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { nowNs, peerCpuList, peerUrl, Pending } from '../lib/transport.js';
+import { Pending, eventRoundTrip, nowNs, peerCpuList, peerUrl } from '../lib/transport.js';
 
 // postMessage has no backpressure: a sender that outruns the receiver just grows the
 // receiver's queue (with copies of every message). Like a careful user, we use a
@@ -51,28 +51,14 @@ export default {
 
     return {
       roundTrip(iterations, samples) {
-        return pending.start((resolve, reject) => {
-          let i = 0;
-          let t0 = 0;
-          let tPrev = 0;
-          onMessage = (msg) => {
-            const t = nowNs();
-            if (msg.length !== roundTripSize) {
-              onMessage = null;
-              reject(new Error(`${label}: echo has ${msg.length} bytes, expected ${roundTripSize}`));
-              return;
-            }
-            if (samples) samples[i] = t - tPrev;
-            if (++i === iterations) {
-              onMessage = null;
-              resolve(t - t0);
-              return;
-            }
-            tPrev = t;
-            worker.postMessage(pingPayload);
-          };
-          t0 = tPrev = nowNs();
-          worker.postMessage(pingPayload);
+        return eventRoundTrip(pending, {
+          iterations,
+          samples,
+          send: () => worker.postMessage(pingPayload),
+          listen: (handler) => {
+            onMessage = handler;
+          },
+          check: (msg) => msg.length === roundTripSize ? null : `${label}: echo has ${msg.length} bytes, expected ${roundTripSize}`,
         });
       },
 
