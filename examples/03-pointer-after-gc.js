@@ -41,7 +41,7 @@ try {
   // The README's line: the region is a temporary, only the pointer is kept.
   const value = Region.map(shm, 0, 1).asIntPtr();
   value.write(42);
-  console.log(`value.read() = ${value.read()} while the region is alive (a ${value.constructor.name})`);
+  console.log(`value.read() = ${value.read()} while the region is alive (${value.constructor.name})`);
 
   // GC.start. FinalizationRegistry callbacks (which unmap collected regions) run after a
   // collection, on a later turn of the event loop, so collect and yield a few times.
