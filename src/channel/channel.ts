@@ -114,6 +114,8 @@ const READING_ME = ownerWord(READING, PID);
 // thread hop, and the loop still runs I/O between polls.
 const ASYNC_POLL_INITIAL = 64;
 const ASYNC_SPIN_MAX = 4096;
+/** Longest single sleep of a sync call, in ms; it then looks again and sleeps again. */
+const MAX_SLEEP_MS = 1000;
 const ASYNC_POLL_MAX = 1024;
 
 interface Encoded {
@@ -178,6 +180,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   // What the last failed claim was waiting for: spinning watches these words change.
   #watchSlot = 0;
   #watchSeq = 0;
+  #watchOwner = 0;
 
   /** Aborted by release(): pending async waits of this handle end. */
   readonly #released = new AbortController();
@@ -340,9 +343,13 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     const msg = this.#encode(data);
     const opts = checkOptions<SendOptions>('options', options);
     const deadline = deadlineOf(opts.timeout);
-    const pos = await this.#acquireAsync(true, deadline, opts.signal);
-    this.#fill(pos, msg);
-    this.#publish(pos);
+    // The copy and the publish run in the same tick as the claim (inside #acquireAsync):
+    // nothing, not even release(), can come between a claimed slot and its message.
+    const pos = await this.#acquireAsync(true, deadline, opts.signal, (at) => {
+      this.#fill(at, msg);
+      this.#publish(at);
+      return at;
+    });
     if (this.#rendezvous) await this.#awaitTakenAsync(pos, deadline, opts.signal);
   }
 
@@ -407,16 +414,14 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   async recv(options?: RecvOptions): Promise<Buffer | string> {
     const opts = checkOptions<RecvOptions>('options', options);
     const encoding = checkEncoding(opts.encoding);
-    const pos = await this.#receiveAsync(deadlineOf(opts.timeout), opts.signal);
-    return this.#take(pos, encoding, null) as Buffer | string;
+    return this.#receiveAsync(deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, encoding, null) as Buffer | string);
   }
 
   /** Async version of {@link Channel.recvIntoSync}. */
   async recvInto(target: Uint8Array, options?: SendOptions): Promise<number> {
     this.#checkTarget(target);
     const opts = checkOptions<SendOptions>('options', options);
-    const pos = await this.#receiveAsync(deadlineOf(opts.timeout), opts.signal);
-    return this.#take(pos, undefined, target) as number;
+    return this.#receiveAsync(deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target) as number);
   }
 
   /**
@@ -526,6 +531,11 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     return (SLOTS_OFFSET + slot * this.#stride) >>> 2;
   }
 
+  /** "the SingleBuffered.Variable channel at offset 0 of shared memory '/jobs'", for messages. */
+  #where(): string {
+    return `the ${this.kind} channel at offset ${this.region.offset} of shared memory '${this.region.objectName}'`;
+  }
+
   #words(): Int32Array {
     if (!this.region.isMapped) throw new RegionUnmappedError(`channel at offset ${this.region.offset} of shared memory '${this.region.objectName}' was released`);
     return this.#w;
@@ -538,6 +548,11 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   // ---- claiming: the lock-free protocol of layout.ts --------------------------------
 
+  // Invariant of the protocol (layout.ts): a slot's `seq` word only changes while its
+  // owner word names the process changing it, and the owner word is released (to FULL or
+  // EMPTY) after `seq`. So a process that dies between any two stores always leaves its
+  // pid in the owner word, and whoever meets that pid dead takes its place by CAS.
+
   /** Claims the slot at `tail` for writing. Returns its position, or CLAIM_*. Never waits. */
   #claimSend(): number {
     const w = this.#words();
@@ -549,55 +564,63 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       // Fast path: one compare-and-swap on the owner word takes the cache line exclusively
       // at once; the sequence word, on the same line, then says whether it is this lap's slot.
       if (Atomics.compareExchange(w, sw + SLOT_OWNER, 0, CLAIMING) === 0) {
-        if (Atomics.load(w, sw + SLOT_SEQ) === free && Atomics.load(w, W.TAIL) === pos) {
-          Atomics.store(w, W.TAIL, this.#next(pos));
-          this.#suspect = false;
-          return pos;
-        }
+        if (Atomics.load(w, sw + SLOT_SEQ) === free && Atomics.load(w, W.TAIL) === pos) return this.#sendClaimed(pos, sw);
         Atomics.store(w, sw + SLOT_OWNER, 0);
       }
       const seq = Atomics.load(w, sw + SLOT_SEQ);
       const d = this.#seqDiff(seq, free);
+      if (d > 0) {
+        // The slot is already past this position: tail moved on meanwhile (or was left
+        // behind by a repair); move it on if nobody did, and look again.
+        Atomics.compareExchange(w, W.TAIL, pos, this.#next(pos));
+        continue;
+      }
+      const owner = Atomics.load(w, sw + SLOT_OWNER);
       if (d === 0) {
-        let owner = Atomics.compareExchange(w, sw + SLOT_OWNER, 0, CLAIMING);
-        if (owner !== 0 && owner >>> 30 === WRITING && this.#ownerDead(owner)) {
-          // A sender died between claiming the slot and moving tail: take its place.
-          if (Atomics.compareExchange(w, sw + SLOT_OWNER, owner, CLAIMING) === owner) owner = 0;
+        // Free for this position, but someone holds the owner word: a sender claiming it
+        // (or one that died doing so), or a receiver that freed it and died before letting go.
+        if (owner === 0) continue;
+        if (this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, CLAIMING) === owner) {
+          if (Atomics.load(w, sw + SLOT_SEQ) === free && Atomics.load(w, W.TAIL) === pos) return this.#sendClaimed(pos, sw);
+          Atomics.store(w, sw + SLOT_OWNER, owner); // not ours after all: leave the dead owner's mark
+          continue;
         }
-        if (owner === 0) {
-          // The slot is ours unless it moved to another lap meanwhile (then give it back).
-          if (Atomics.load(w, sw + SLOT_SEQ) !== seq || Atomics.load(w, W.TAIL) !== pos) {
-            Atomics.store(w, sw + SLOT_OWNER, 0);
-            continue;
-          }
-          Atomics.store(w, W.TAIL, this.#next(pos));
-          this.#suspect = false;
-          return pos;
-        }
-        this.#watch(sw, seq);
-        return CLAIM_BLOCKED; // another sender is claiming it right now
-      }
-      if (d < 0) {
-        // The slot still holds the previous lap's message: the channel is full, or a
-        // receiver is copying it out, or a sender never finished writing it (either may
-        // have died doing so: then the slot is freed, and receivers skip its position).
-        const owner = Atomics.load(w, sw + SLOT_OWNER);
+      } else {
+        // The slot still holds the previous lap: full, being read, or never finished by
+        // its sender. A dead reader's or writer's slot is taken over: its message is lost
+        // (receivers skip that position) and the slot serves this one.
         const phase = owner >>> 30;
-        if (phase === READING || phase === WRITING) {
-          if (this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, 0) === owner) {
-            Atomics.store(w, sw + SLOT_SEQ, free);
-            continue;
-          }
-          this.#watch(sw, seq);
-          return CLAIM_BLOCKED;
+        if (phase === FULL) {
+          this.#watch(sw, seq, owner);
+          return CLAIM_FULL;
         }
-        this.#watch(sw, seq);
-        return CLAIM_FULL;
+        if ((phase === READING || phase === WRITING) && this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, CLAIMING) === owner) {
+          Atomics.store(w, sw + SLOT_SEQ, free);
+          if (Atomics.load(w, W.TAIL) === pos) return this.#sendClaimed(pos, sw);
+          Atomics.store(w, sw + SLOT_OWNER, 0);
+          continue;
+        }
       }
-      // d > 0: the slot is already past this position: tail moved on meanwhile (or was
-      // left behind by a repair); move it on if nobody did, and look again.
-      Atomics.compareExchange(w, W.TAIL, pos, this.#next(pos));
+      if (Atomics.load(w, W.TAIL) !== pos) continue; // another sender moved on: try the next slot
+      this.#watch(sw, seq, owner);
+      return CLAIM_BLOCKED;
     }
+  }
+
+  /** The slot at `pos` is ours: move tail on, unless the channel closed meanwhile. */
+  #sendClaimed(pos: number, sw: number): number {
+    const w = this.#w;
+    Atomics.store(w, W.TAIL, this.#next(pos));
+    this.#suspect = false;
+    if (Atomics.load(w, W.CLOSED) !== 0) {
+      // close() came between our check and our claim: a receiver may already have
+      // concluded "closed and empty". Give the position up as skipped, and fail the send.
+      Atomics.store(w, sw + SLOT_SEQ, (this.#freeSeq(pos) + 2) % (2 * this.#laps));
+      Atomics.store(w, sw + SLOT_OWNER, 0);
+      this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+      return CLAIM_CLOSED;
+    }
+    return pos;
   }
 
   /** Claims the message at `head` for reading. Returns its position, or CLAIM_*. Never waits. */
@@ -608,82 +631,83 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       const sw = this.#slotWord(pos % this.#depth);
       const published = this.#freeSeq(pos) + 1;
       if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, READING_ME) === OWNER_FULL) {
-        if (Atomics.load(w, sw + SLOT_SEQ) === published && Atomics.load(w, W.HEAD) === pos) {
-          Atomics.store(w, W.HEAD, this.#next(pos));
-          this.#suspect = false;
-          return pos;
-        }
+        if (Atomics.load(w, sw + SLOT_SEQ) === published && Atomics.load(w, W.HEAD) === pos) return this.#recvClaimed(pos);
         Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
       }
       const seq = Atomics.load(w, sw + SLOT_SEQ);
       const d = this.#seqDiff(seq, published);
-      if (d === 0) {
-        let owner = Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, READING_ME);
-        if (owner >>> 30 === READING && this.#ownerDead(owner)) {
-          // A receiver died between claiming the message and moving head: the message is intact; take it.
-          if (Atomics.compareExchange(w, sw + SLOT_OWNER, owner, READING_ME) === owner) owner = OWNER_FULL;
-        }
-        if (owner === OWNER_FULL) {
-          if (Atomics.load(w, sw + SLOT_SEQ) !== seq || Atomics.load(w, W.HEAD) !== pos) {
-            Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
-            continue;
-          }
-          Atomics.store(w, W.HEAD, this.#next(pos));
-          this.#suspect = false;
-          return pos;
-        }
-        this.#watch(sw, seq);
-        return CLAIM_BLOCKED; // another receiver is claiming it, or an Unbuffered sender is taking it back
+      if (d > 0) {
+        // The message at this position is gone (taken, or dropped by a repair): move head
+        // on if nobody did, and look again.
+        Atomics.compareExchange(w, W.HEAD, pos, this.#next(pos));
+        continue;
       }
       if (d < 0) {
-        // Not published for this lap yet: empty, or a sender is still writing it.
+        // Not published for this lap yet: empty, or a sender is still writing it. The
+        // closed flag is read before tail: a send that moved tail before close() is seen.
+        const closed = Atomics.load(w, W.CLOSED) !== 0;
         if (Atomics.load(w, W.TAIL) === pos) {
-          this.#watch(sw, seq);
-          return Atomics.load(w, W.CLOSED) !== 0 ? CLAIM_CLOSED : CLAIM_FULL;
+          this.#watch(sw, seq, Atomics.load(w, sw + SLOT_OWNER));
+          return closed ? CLAIM_CLOSED : CLAIM_FULL;
         }
-        const owner = Atomics.load(w, sw + SLOT_OWNER);
-        if (owner >>> 30 === WRITING && this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, READING_ME) === owner) {
-          // The sender died mid-copy: drop its message (never deliver a torn one) and free the slot.
-          if (Atomics.load(w, W.HEAD) === pos && Atomics.load(w, sw + SLOT_SEQ) === seq) {
-            Atomics.store(w, W.HEAD, this.#next(pos));
-            Atomics.store(w, sw + SLOT_OWNER, 0);
-            Atomics.store(w, sw + SLOT_SEQ, (published + 1) % (2 * this.#laps));
-            this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
-          } else {
-            Atomics.store(w, sw + SLOT_OWNER, owner);
-          }
+      }
+      const owner = Atomics.load(w, sw + SLOT_OWNER);
+      if (d === 0 && owner === OWNER_FULL) continue;
+      if (owner !== 0 && this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, READING_ME) === owner) {
+        const now = Atomics.load(w, sw + SLOT_SEQ);
+        if (d === 0 && now === published && Atomics.load(w, W.HEAD) === pos) {
+          // Published (the copy was complete) by a sender that died before letting go, or
+          // claimed by a receiver that died before moving head: the message is whole; take it.
+          return this.#recvClaimed(pos);
+        }
+        if (now === seq && (d < 0 ? owner >>> 30 === WRITING : Atomics.load(w, W.HEAD) !== pos)) {
+          // A sender that died mid-copy (never deliver a torn message), or a receiver that
+          // died after moving head (its message is gone with it): free the slot; receivers
+          // at this position skip it.
+          if (d < 0) Atomics.compareExchange(w, W.HEAD, pos, this.#next(pos));
+          Atomics.store(w, sw + SLOT_SEQ, (published + 1) % (2 * this.#laps));
+          Atomics.store(w, sw + SLOT_OWNER, 0);
+          this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
           continue;
         }
-        this.#watch(sw, seq);
-        return CLAIM_BLOCKED;
+        Atomics.store(w, sw + SLOT_OWNER, owner); // not what it seemed: leave the dead owner's mark
+        continue;
       }
-      // d > 0: the message at this position is gone (taken, or dropped by a sender that
-      // freed the slot of a dead receiver): move head on if nobody did, and look again.
-      Atomics.compareExchange(w, W.HEAD, pos, this.#next(pos));
+      if (Atomics.load(w, W.HEAD) !== pos) continue; // another receiver moved on: try the next message
+      this.#watch(sw, seq, owner);
+      return CLAIM_BLOCKED;
     }
   }
 
-  /** Remembers what a failed claim waits for, for #spin. */
-  #watch(slotWord: number, seq: number): void {
-    this.#watchSlot = slotWord + SLOT_SEQ;
-    this.#watchSeq = seq;
+  /** The message at `pos` is ours: move head on. */
+  #recvClaimed(pos: number): number {
+    Atomics.store(this.#w, W.HEAD, this.#next(pos));
+    this.#suspect = false;
+    return pos;
   }
 
-  /** Publishes the message written at `pos`. */
+  /** Remembers what a failed claim waits for (the slot's sequence and owner words), for #spin. */
+  #watch(slotWord: number, seq: number, owner: number): void {
+    this.#watchSlot = slotWord;
+    this.#watchSeq = seq;
+    this.#watchOwner = owner;
+  }
+
+  /** Publishes the message written at `pos`: `seq` first, then the owner word lets go. */
   #publish(pos: number): void {
     const w = this.#w;
     const sw = this.#slotWord(pos % this.#depth);
-    Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
     Atomics.store(w, sw + SLOT_SEQ, this.#freeSeq(pos) + 1);
+    Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
     this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
   }
 
-  /** Frees the slot of the message read at `pos` for the next lap. */
+  /** Frees the slot of the message read at `pos` for the next lap: `seq` first, then the owner word. */
   #free(pos: number): void {
     const w = this.#w;
     const sw = this.#slotWord(pos % this.#depth);
-    Atomics.store(w, sw + SLOT_OWNER, 0);
     Atomics.store(w, sw + SLOT_SEQ, (this.#freeSeq(pos) + 2) % (2 * this.#laps));
+    Atomics.store(w, sw + SLOT_OWNER, 0);
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
 
@@ -700,14 +724,16 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /** Spins until what the last failed claim waited for may have changed. False when the budget runs out. */
   #spin(spin: SpinBudget): boolean {
-    // Only the slot's sequence word and the closed flag are watched: a publish, a free or
-    // a close changes them, and the other side's head/tail line is left alone (reading
-    // it here would make it bounce between the cores on every message).
+    // Only the slot's sequence and owner words and the closed flag are watched: a publish,
+    // a free, a claim or a close changes them, and the other side's head/tail line is left
+    // alone (reading it here would make it bounce between the cores on every message).
     const w = this.#w;
-    const slot = this.#watchSlot;
+    const seqWord = this.#watchSlot + SLOT_SEQ;
+    const ownerWord = this.#watchSlot + SLOT_OWNER;
     const seq = this.#watchSeq;
+    const owner = this.#watchOwner;
     for (let i = spin.budget; i > 0; i--) {
-      if (Atomics.load(w, slot) !== seq || Atomics.load(w, W.CLOSED) !== 0) return true;
+      if (Atomics.load(w, seqWord) !== seq || Atomics.load(w, ownerWord) !== owner || Atomics.load(w, W.CLOSED) !== 0) return true;
       if ((i & (YIELD_EVERY - 1)) === 0 && i !== spin.budget) sched_yield();
     }
     return false;
@@ -744,9 +770,12 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         pos = this.#claim(send);
         if (pos >= 0 || pos === CLAIM_CLOSED) continue;
         const left = deadline - performance.now();
-        if (left <= 0) throw new TimeoutError(`${send ? 'send' : 'receive'} on ${this.kind} channel timed out`);
-        const limit = pos === CLAIM_BLOCKED ? Math.min(LIVENESS_MS, left) : left;
-        if (!futexWait(this.#base + seqWord * 4, seen, Number.isFinite(limit) ? limit : undefined) && pos === CLAIM_BLOCKED) this.#suspect = true;
+        if (left <= 0) throw new TimeoutError(`${send ? 'send' : 'receive'} on ${this.#where()} timed out`);
+        // Every sleep is bounded (a thread sleeping in a system call cannot be terminated,
+        // so an unbounded one would hang process.exit() in a worker thread); a wait on a
+        // busy peer more tightly, so that its death is noticed.
+        const limit = Math.min(pos === CLAIM_BLOCKED ? LIVENESS_MS : MAX_SLEEP_MS, left);
+        if (!futexWait(this.#base + seqWord * 4, seen, limit) && pos === CLAIM_BLOCKED) this.#suspect = true;
       } finally {
         this.#lower(waiters);
       }
@@ -761,13 +790,13 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    * wait through the waiter thread (same protocol as #acquireSync). The event loop is
    * never held longer than one spin budget.
    */
-  async #acquireAsync(send: boolean, deadline: number, signal: AbortSignal | undefined): Promise<number> {
+  async #acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
     const spin = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
     const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
     const waiters = send ? W.SEND_WAITERS : W.RECV_WAITERS;
     checkAborted(signal);
     let pos = this.#claim(send);
-    if (pos >= 0) return pos;
+    if (pos >= 0) return claimed(pos);
     let sleptAt = 0;
     let polls = 0;
     while (pos < 0) {
@@ -791,11 +820,10 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         pos = this.#claim(send);
         if (pos >= 0 || pos === CLAIM_CLOSED) continue;
         const left = deadline - performance.now();
-        if (left <= 0) throw new TimeoutError(`${send ? 'send' : 'receive'} on ${this.kind} channel timed out`);
+        if (left <= 0) throw new TimeoutError(`${send ? 'send' : 'receive'} on ${this.#where()} timed out`);
         const blocked = pos === CLAIM_BLOCKED;
-        const stop = signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
         const started = performance.now();
-        await asyncWaiter.wait(this.#base + seqWord * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, stop);
+        await asyncWaiter.wait(this.#base + seqWord * 4, seen, blocked ? Math.min(LIVENESS_MS, left) : left, [signal, this.#released.signal]);
         if (blocked && performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
       } finally {
         this.#lower(waiters);
@@ -805,7 +833,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     }
     if (sleptAt !== 0) spin.slept(performance.now() - sleptAt);
     this.#tunePoll(sleptAt === 0);
-    return pos;
+    return claimed(pos);
   }
 
   /** Polling the event loop paid off (the claim succeeded before sleeping): poll longer next time; else shorter. */
@@ -825,12 +853,12 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     }
   }
 
-  async #receiveAsync(deadline: number, signal: AbortSignal | undefined): Promise<number> {
-    if (!this.#rendezvous) return this.#acquireAsync(false, deadline, signal);
+  async #receiveAsync<T>(deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
+    if (!this.#rendezvous) return this.#acquireAsync(false, deadline, signal, claimed);
     this.#words();
     this.#raise(W.RECV_ACTIVE);
     try {
-      return await this.#acquireAsync(false, deadline, signal);
+      return await this.#acquireAsync(false, deadline, signal, claimed);
     } finally {
       this.#lower(W.RECV_ACTIVE);
     }
@@ -862,14 +890,17 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   #awaitTakenSync(pos: number, deadline: number): void {
     const w = this.#w;
     const sw = this.#slotWord(pos % this.#depth);
-    let claimed = false; // a receiver has it: only its copy is awaited, whatever happens
     let spun = false;
     while (!this.#taken(pos)) {
+      // Once a receiver holds the message, only its copy is awaited, whatever happens; if
+      // the owner word is FULL again (a receiver's claim did not stick), the timeout and
+      // close apply again.
+      const claimed = Atomics.load(w, sw + SLOT_OWNER) >>> 30 === READING;
       try {
         if (!claimed && Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
         if (!spun) {
           spun = true;
-          this.#watch(sw, Atomics.load(w, sw + SLOT_SEQ));
+          this.#watch(sw, Atomics.load(w, sw + SLOT_SEQ), Atomics.load(w, sw + SLOT_OWNER));
           if (this.#spin(this.#sendSpin)) continue;
         }
         this.#raise(W.SEND_WAITERS);
@@ -877,23 +908,23 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           const seen = Atomics.load(w, W.NOT_FULL_SEQ);
           if (this.#taken(pos)) return;
           const left = claimed ? LIVENESS_MS : deadline - performance.now();
-          if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
+          if (left <= 0) throw new TimeoutError(`send on ${this.#where()} timed out waiting for a receiver`);
           if (!futexWait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left))) this.#suspect = true;
         } finally {
           this.#lower(W.SEND_WAITERS);
         }
       } catch (err) {
         if (this.#retract(pos)) throw err;
-        claimed = true;
       }
     }
   }
 
   async #awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const w = this.#w;
-    let claimed = false;
+    const sw = this.#slotWord(pos % this.#depth);
     let polls = 0;
     while (!this.#taken(pos)) {
+      const claimed = Atomics.load(w, sw + SLOT_OWNER) >>> 30 === READING;
       try {
         if (!claimed) {
           if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
@@ -902,6 +933,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         if (polls < this.#asyncPoll) {
           polls++;
           await nextTurn();
+          this.#words();
           continue;
         }
         this.#raise(W.SEND_WAITERS);
@@ -909,10 +941,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
           const seen = Atomics.load(w, W.NOT_FULL_SEQ);
           if (this.#taken(pos)) return;
           const left = claimed ? LIVENESS_MS : deadline - performance.now();
-          if (left <= 0) throw new TimeoutError(`send on ${this.kind} channel timed out waiting for a receiver`);
-          const stop = claimed || signal === undefined ? this.#released.signal : AbortSignal.any([signal, this.#released.signal]);
+          if (left <= 0) throw new TimeoutError(`send on ${this.#where()} timed out waiting for a receiver`);
           const started = performance.now();
-          await asyncWaiter.wait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left), stop);
+          await asyncWaiter.wait(this.#base + W.NOT_FULL_SEQ * 4, seen, Math.min(LIVENESS_MS, left), claimed ? [this.#released.signal] : [signal, this.#released.signal]);
           if (performance.now() - started >= LIVENESS_MS * 0.9) this.#suspect = true;
         } finally {
           this.#lower(W.SEND_WAITERS);
@@ -920,7 +951,6 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         this.#words();
       } catch (err) {
         if (!this.region.isMapped || this.#retract(pos)) throw err;
-        claimed = true;
       }
     }
   }

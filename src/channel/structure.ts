@@ -72,11 +72,19 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
     if (state === INIT_NONE) {
       const bytes = new Uint8Array(buffer, region.start, H.SIZE);
       const used = bytes.findIndex((b) => b !== 0);
+      // Another creator may have won the CAS below and be writing fields right now.
+      if (used !== -1 && Atomics.load(w, W.INIT) !== INIT_NONE) continue;
       if (used !== -1) {
         throw new LayoutError(`no concurrent-shm structure ${where(region)}: its header bytes are not zero and not a valid header (byte ${used} is ${bytes[used]}); refusing to overwrite them`);
       }
       if (wanted === null) throw new LayoutError(`no concurrent-shm structure ${where(region)}: the bytes there are all zero (create it first)`);
       if (Atomics.compareExchange(w, W.INIT, INIT_NONE, INIT_BUSY) === INIT_NONE) {
+        // Whatever lies after the header becomes ours: control words and slot headers
+        // start at zero (an empty channel), never as leftovers adopted as state.
+        if (slotsOffset > 0 && region.length >= slotsOffset) {
+          new Uint8Array(buffer, region.start + H.SIZE, slotsOffset - H.SIZE).fill(0);
+          for (let i = 0; i < wanted.depth; i++) new Uint8Array(buffer, region.start + slotsOffset + i * wanted.stride, SLOT_HEADER).fill(0);
+        }
         const dv = new DataView(buffer, region.start, H.SIZE);
         dv.setUint16(H.VERSION, VERSION, true);
         dv.setUint8(H.KIND, wanted.kind);

@@ -134,6 +134,7 @@ export class Mutex {
     const deadline = opts.timeout === undefined ? Infinity : performance.now() + checkTimeout(opts.timeout);
     const signal = opts.signal;
     for (let polls = 0; ; polls++) {
+      this.#words(); // the region may have been unmapped while this waited
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
       if (heldHere.has(this.#key)) {
         // Another async task of this thread holds it: wait for its unlock.
@@ -158,7 +159,7 @@ export class Mutex {
       if (current === 0) continue;
       Atomics.add(w, MW.LOCK_WAITERS, 1);
       try {
-        await asyncWaiter.wait(this.#address, current, Math.min(LIVENESS_MS, left), signal);
+        await asyncWaiter.wait(this.#address, current, Math.min(LIVENESS_MS, left), [signal]);
       } finally {
         Atomics.sub(w, MW.LOCK_WAITERS, 1);
       }

@@ -9,6 +9,7 @@
  */
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as sys from '../sys/libc.js';
+import { systemError } from '../system-error.js';
 import { futexWake } from './futex.js';
 import type { WaiterRequest } from './waiter-thread.js';
 
@@ -26,13 +27,14 @@ class AsyncWaiter {
 
   /**
    * Resolves once the word at `address` may no longer equal `expected` (woken, changed,
-   * or `timeoutMs` passed; callers always re-check). `signal` cancels the wait silently.
+   * or `timeoutMs` passed; callers always re-check). Any of `signals` aborting ends the
+   * wait silently (the caller checks its own signal).
    */
-  wait(address: number, expected: number, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wait(address: number, expected: number, timeoutMs: number, signals: readonly (AbortSignal | undefined)[] = []): Promise<void> {
     const id = this.#nextId++;
     return new Promise<void>((resolve) => {
       const done = (): void => {
-        signal?.removeEventListener('abort', onAbort);
+        for (const s of signals) s?.removeEventListener('abort', onAbort);
         if (this.#pending.delete(id) && this.#pending.size === 0) this.#worker?.unref();
         resolve();
       };
@@ -41,9 +43,18 @@ class AsyncWaiter {
         this.#send({ op: 'remove', id });
         done();
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signals.some((s) => s?.aborted)) {
+        resolve();
+        return;
+      }
+      for (const s of signals) s?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, { resolve: done });
-      this.#start().ref();
+      try {
+        this.#start().ref();
+      } catch (err) {
+        done();
+        throw err;
+      }
       this.#send({ op: 'add', id, address, expected, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : 2 ** 31 });
     });
   }
@@ -62,19 +73,22 @@ class AsyncWaiter {
 
   #start(): Worker {
     if (this.#worker !== undefined) return this.#worker;
-    // The control word lives in memory that is never unmapped, so the thread may always use it.
-    const { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } = sys.C;
-    const address = sys.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (address === -1 || address === 0) throw new Error('cannot allocate the async waiter control page');
-    this.#controlAddress = address;
-    const control = (this.#control = new Int32Array(sys.view(address, 8)));
-    // At exit Node joins worker threads, and a thread sleeping in a system call would
-    // keep it waiting: tell the thread to end and wake it.
-    process.once('exit', () => {
-      Atomics.store(control, 1, 1);
-      Atomics.add(control, 0, 1);
-      futexWake(address);
-    });
+    if (this.#control === undefined) {
+      // The control word lives in memory that is never unmapped, so the thread may always use it.
+      const { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } = sys.C;
+      const address = sys.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (address === -1 || address === 0) throw systemError('allocate the async waiter control page', 'mmap', sys.errno());
+      this.#controlAddress = address;
+      const control = (this.#control = new Int32Array(sys.view(address, 8)));
+      // At exit Node joins worker threads, and a thread sleeping in a system call would
+      // keep it waiting: tell the thread to end and wake it.
+      process.once('exit', () => {
+        Atomics.store(control, 1, 1);
+        Atomics.add(control, 0, 1);
+        futexWake(address);
+      });
+    }
+    const address = this.#controlAddress;
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     port1.unref();
