@@ -14,11 +14,13 @@ import {
   LayoutError,
   MisalignedError,
   OutOfRangeError,
+  OverlapError,
   PayloadTooLargeError,
   RegionUnmappedError,
   TimeoutError,
 } from '../errors.js';
 import { Region } from '../region/region.js';
+import { findOverlap } from '../shared-memory/registry.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { futexWait, futexWake, processAlive } from '../sync/futex.js';
@@ -214,12 +216,17 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     let total: number;
     if (wanted !== null) {
       total = wanted.totalSize;
+      // Refuse an overlap before changing anything.
+      const other = findOverlap(shm.key, offset, offset + total, (r) => r.structure !== undefined && r.structure !== `${offset}:${describeHeader(wanted)}`);
+      if (other !== undefined) {
+        throw new OverlapError(`a ${describeHeader(wanted)} at bytes ${offset}..${offset + total} of shared memory '${shm.name}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
+      }
       const size = shm.size;
       if (size < offset + total) {
         if (!autosize) {
           throw new OutOfRangeError(`a ${describeHeader(wanted)} needs ${total} bytes at offset ${offset}, but shared memory '${shm.name}' is ${size} bytes (set its size or pass autosize: true)`);
         }
-        shm.size = offset + total;
+        shm.growTo(offset + total);
       }
     } else {
       // Attach: read the header first to learn the size.
@@ -234,12 +241,12 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
       }
     }
     this.region = Region.map(shm, offset, total);
-    const sig = wanted ?? readHeader(this.region);
-    const forget = holdStructure(this.region, sig);
+    let forget: (() => void) | undefined;
     try {
+      forget = holdStructure(this.region, wanted ?? readHeader(this.region));
       this.info = initOrAttach(this.region, wanted, SLOTS_OFFSET);
     } catch (err) {
-      forget();
+      forget?.();
       this.region.unmap();
       throw err;
     }

@@ -1,5 +1,5 @@
 import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
-import { closeSync, fstatSync, ftruncateSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, readFileSync, type Stats } from 'node:fs';
 import { InvalidArgumentError, ShmClosedError, SizeAlreadySetError, SizeInUseError } from '../errors.js';
 import { currentRules, type OsRules } from '../os-rules.js';
 import * as sys from '../sys/libc.js';
@@ -278,32 +278,67 @@ export class SharedMemory implements Disposable {
       );
     }
     const target = rules.sizeRoundsToPage ? Math.ceil(size / pageSize) * pageSize : size;
-    if (target < before) {
-      for (const r of heldRanges(this.key)) {
-        if (r.end > target) {
-          throw new SizeInUseError(
-            `cannot shrink shared memory '${this.#name}' to ${target} bytes: this process has ${r.what}; an access past the new end would crash with SIGBUS`,
-          );
-        }
-      }
-    }
-    try {
-      ftruncateSync(fd, target);
-    } catch (err) {
-      throw fromNodeError('set the size of shared memory', err, this.#name);
-    }
+    if (target < before) this.#checkShrink(target);
     if (reserve && rules.canReserve && target > before && sys.posix_fallocate !== null) {
-      const err = sys.posix_fallocate(fd, before, target - before);
-      if (err !== 0) {
-        try {
-          ftruncateSync(fd, before);
-        } catch {
-          // The original error is the one to report.
-        }
-        throw systemError(`reserve ${target - before} bytes for shared memory`, 'posix_fallocate', err, this.#name);
+      // Grow and reserve in one call: posix_fallocate extends the size only if needed,
+      // never shrinks it (another process may have grown it meanwhile), and leaves it as
+      // it was when the memory cannot be had.
+      const err = sys.posix_fallocate(fd, 0, target);
+      if (err !== 0) throw systemError(`reserve ${target} bytes for shared memory`, 'posix_fallocate', err, this.#name);
+    } else {
+      try {
+        ftruncateSync(fd, target);
+      } catch (err) {
+        throw fromNodeError('set the size of shared memory', err, this.#name);
       }
     }
     this.#sizeSet = true;
+  }
+
+  /**
+   * Makes the object at least `size` bytes long, never shorter, and safely so when
+   * several processes do it at once (Linux: one `posix_fallocate`, which also reserves the
+   * memory). Used by channels' `autosize`.
+   * @internal
+   */
+  growTo(size: number): void {
+    const fd = this.#checkOpen('grow');
+    if (this.stat().size >= size) return;
+    if (this.#rules.canReserve && sys.posix_fallocate !== null) {
+      const err = sys.posix_fallocate(fd, 0, size);
+      if (err !== 0) throw systemError(`grow shared memory to ${size} bytes`, 'posix_fallocate', err, this.#name);
+      return;
+    }
+    this.setSize(size);
+  }
+
+  /**
+   * Refuses a shrink that would cut off memory mapped in this process, by any thread
+   * (Linux: from /proc/self/maps; elsewhere: from what this thread mapped).
+   */
+  #checkShrink(target: number): void {
+    const refuse = (what: string): never => {
+      throw new SizeInUseError(
+        `cannot shrink shared memory '${this.#name}' to ${target} bytes: this process has ${what}; an access past the new end would crash with SIGBUS`,
+      );
+    };
+    for (const r of heldRanges(this.key)) if (r.end > target) refuse(r.what);
+    if (sys.platform !== 'linux') return;
+    let maps: string;
+    try {
+      maps = readFileSync('/proc/self/maps', 'latin1');
+    } catch {
+      return;
+    }
+    const ino = String(this.stat().ino);
+    for (const line of maps.split('\n')) {
+      // start-end perms offset dev inode path
+      const f = line.split(/\s+/, 6);
+      if (f.length < 6 || f[4] !== ino || !f[5]!.startsWith('/dev/shm/')) continue;
+      const [lo, hi] = f[0]!.split('-').map((x) => parseInt(x, 16));
+      const end = parseInt(f[2]!, 16) + (hi! - lo!);
+      if (end > target) refuse(`a mapping (in some thread) up to byte ${end}`);
+    }
   }
 
   /** `fstat` of the object: size, mode, owner, times. */
