@@ -32,8 +32,7 @@ export type ShmErrorCode =
   | 'ERR_SHM_TIMEOUT'
   | 'ERR_SHM_OWNER_DEAD'
   | 'ERR_SHM_DEADLOCK'
-  | 'ERR_SHM_NOT_OWNER'
-  | 'ERR_SHM_PEER_DEAD';
+  | 'ERR_SHM_NOT_OWNER';
 
 /** Base class of the library's own errors (argument errors extend TypeError / RangeError instead). */
 export class ShmError extends Error {

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, RegionUnmappedError } from '../dist/index.js';
-import { withShm, within } from './helpers.js';
+import { runFixture, withShm, within } from './helpers.js';
 
 for (const kind of ['Unbuffered', 'SingleBuffered']) {
   test(`${kind}: release() ends a pending recv and gives back its waiter and receive counts`, async () => {
@@ -25,5 +25,16 @@ for (const kind of ['Unbuffered', 'SingleBuffered']) {
     }, 'rel');
   });
 }
+
+test('a process that exits with a receive pending gives back its counts', async () => {
+  await withShm(0, async (shm) => {
+    const ch = new Channel.Unbuffered.Variable(shm, { capacity: 16 });
+    const res = await runFixture('exit-pending', [], { shm });
+    assert.is(res.code, 0, res.stderr);
+    assert.equal(ch.stats().waiting, { senders: 0, receivers: 0 });
+    assert.is(ch.trySend('x'), false, 'no receive in progress any more');
+    ch.release();
+  }, 'rel');
+});
 
 test.run();

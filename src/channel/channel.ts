@@ -23,8 +23,7 @@ import { Region } from '../region/region.js';
 import { findOverlap } from '../shared-memory/registry.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
-import { futexWait, futexWake, processAlive } from '../sync/futex.js';
-import { LIVENESS_MS, PID } from '../sync/robust-lock.js';
+import { futexWait, futexWake, LIVENESS_MS, PID, processAlive } from '../sync/futex.js';
 import { SpinBudget, YIELD_EVERY } from '../sync/spin.js';
 import { sched_yield } from '../sys/libc.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
@@ -76,7 +75,7 @@ export interface RecvOptions extends SendOptions {
 }
 
 /** A message accepted by `send`: a string (sent as UTF-8) or any view of bytes. */
-export type Payload_ = string | ArrayBufferView;
+export type Message = string | ArrayBufferView;
 
 /** Counters read from a channel's header, for monitoring. */
 export interface ChannelStats {
@@ -102,6 +101,29 @@ export interface ChannelStats {
 
 // A channel collected without release() forgets its place in the overlap registry.
 const structures = new FinalizationRegistry<() => void>((forget) => forget());
+
+// Handles with calls in progress at process exit give back the waiter and activity
+// counts those calls raised in shared memory (other processes would see phantom waiters).
+const liveHandles = new Set<WeakRef<Channel>>();
+let exitHook = false;
+let pruneAt = 64;
+function trackAtExit(handle: Channel, give: () => void): WeakRef<Channel> {
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const ref of liveHandles) ref.deref() && giveBack.get(ref.deref()!)?.();
+    });
+  }
+  if (liveHandles.size >= pruneAt) {
+    for (const r of liveHandles) if (r.deref() === undefined) liveHandles.delete(r);
+    pruneAt = Math.max(64, liveHandles.size * 2);
+  }
+  const ref = new WeakRef(handle);
+  liveHandles.add(ref);
+  giveBack.set(handle, give);
+  return ref;
+}
+const giveBack = new WeakMap<Channel, () => void>();
 
 // Results of a claim attempt (a claim returns a position, >= 0, on success).
 const CLAIM_FULL = -1; // send: no free slot; receive: no message
@@ -192,6 +214,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    * reach the unmapped memory to do it themselves.
    */
   readonly #raised = new Map<number, number>();
+  readonly #exitRef: WeakRef<Channel>;
   readonly #sendSpin = new SpinBudget();
   readonly #recvSpin = new SpinBudget();
   // Async calls spin briefly (at most ASYNC_SPIN_MAX loads, ~20 µs) before yielding to the
@@ -252,6 +275,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     }
     this.#forget = forget;
     structures.register(this, forget, this);
+    this.#exitRef = trackAtExit(this, () => this.#giveBack());
     const buffer = this.region.mapping.buffer!;
     this.#w = new Int32Array(buffer, this.region.start, total / 4);
     this.#u8 = new Uint8Array(buffer, this.region.start, total);
@@ -332,7 +356,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    * @throws {@link ClosedWriteError} when the channel is closed. {@link PayloadTooLargeError} when the message does not fit (nothing is sent).
    * @throws {@link TimeoutError} after `timeout` ms; nothing was sent.
    */
-  sendSync(data?: Payload_, options?: SendOptions): void {
+  sendSync(data?: Message, options?: SendOptions): void {
     const msg = this.#encode(data);
     const deadline = deadlineOf(checkOptions<SendOptions>('options', options).timeout);
     const pos = this.#acquireSync(true, deadline);
@@ -346,7 +370,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    * (Unbuffered: once a receiver has taken it).
    * Rejects with {@link ClosedWriteError}, {@link PayloadTooLargeError}, {@link TimeoutError} or {@link AbortError}; in the last three cases nothing was sent.
    */
-  async send(data?: Payload_, options?: SendOptions): Promise<void> {
+  async send(data?: Message, options?: SendOptions): Promise<void> {
     const msg = this.#encode(data);
     const opts = checkOptions<SendOptions>('options', options);
     const deadline = deadlineOf(opts.timeout);
@@ -370,7 +394,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    * then gives up (timeout, abort), the message stays for the next receive.
    * @throws {@link ClosedWriteError} when the channel is closed.
    */
-  trySend(data?: Payload_): boolean {
+  trySend(data?: Message): boolean {
     const msg = this.#encode(data);
     const w = this.#words();
     if (this.#rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) {
@@ -480,8 +504,8 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   release(): void {
     if (!this.region.isMapped) return;
-    for (const [word, n] of this.#raised) if (n !== 0) Atomics.sub(this.#w, word, n);
-    this.#raised.clear();
+    this.#giveBack();
+    liveHandles.delete(this.#exitRef);
     this.#forget();
     structures.unregister(this);
     this.region.unmap();
@@ -494,6 +518,13 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 
   // ---- positions and slots ---------------------------------------------------------
+
+  /** Takes back from shared memory every count this handle's pending calls still hold. */
+  #giveBack(): void {
+    if (!this.region.isMapped) return;
+    for (const [word, n] of this.#raised) if (n !== 0) Atomics.sub(this.#w, word, n);
+    this.#raised.clear();
+  }
 
   /** Adds 1 to a shared count (waiters, active receives) on behalf of this handle. */
   #raise(word: number): void {

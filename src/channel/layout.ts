@@ -128,7 +128,6 @@ export const SLOT_LENGTH = 2;
 export const MUTEX_SIZE = 64;
 
 /** Owner phases (owner >>> 30). */
-export const EMPTY = 0;
 export const WRITING = 1;
 export const FULL = 2;
 export const READING = 3;

@@ -38,6 +38,9 @@ abstract class PointerBase {
   abstract readonly width: number;
 
   protected constructor(region: Region, byteOffset: number, width: number, typeName: string) {
+    if (typeof region !== 'object' || region === null || typeof (region as Partial<Region>).isMapped !== 'boolean' || !('mapping' in region)) {
+      throw new InvalidArgumentError(`a ${typeName} pointer needs a Region, got ${describe(region)}`);
+    }
     checkIndex('byteOffset', byteOffset);
     if (byteOffset + width > region.length) {
       throw new OutOfRangeError(

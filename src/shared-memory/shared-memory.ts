@@ -1,5 +1,5 @@
 import { fork as forkProcess, type ChildProcess, type ForkOptions, type StdioOptions } from 'node:child_process';
-import { closeSync, fstatSync, ftruncateSync, readFileSync, type Stats } from 'node:fs';
+import { fstatSync, ftruncateSync, readFileSync, type Stats } from 'node:fs';
 import { InvalidArgumentError, ShmClosedError, SizeAlreadySetError, SizeInUseError } from '../errors.js';
 import { currentRules, type OsRules } from '../os-rules.js';
 import * as sys from '../sys/libc.js';
@@ -55,11 +55,7 @@ interface InheritedEntry {
 
 // Closes the descriptor of a SharedMemory that was collected without close().
 const descriptors = new FinalizationRegistry<number>((fd) => {
-  try {
-    closeSync(fd);
-  } catch {
-    // Already closed by someone else: nothing to release.
-  }
+  sys.close(fd); // EBADF if someone else closed it already: nothing to release
 });
 
 // What this process inherited through shm.fork(), read once at the first call: the
@@ -142,7 +138,7 @@ export class SharedMemory implements Disposable {
     if (fd < 0) throw systemError(anonymous ? 'create anonymous shared memory' : 'open shared memory', 'shm_open', sys.errno(), shmName);
     if (anonymous && sys.shm_unlink(shmName) !== 0) {
       const errno = sys.errno();
-      closeSync(fd);
+      sys.close(fd);
       throw systemError('unlink anonymous shared memory', 'shm_unlink', errno, shmName);
     }
     return new SharedMemory(fd, shmName, anonymous, rules);
@@ -381,11 +377,7 @@ export class SharedMemory implements Disposable {
     const fd = this.#fd;
     this.#fd = -1;
     descriptors.unregister(this);
-    try {
-      closeSync(fd);
-    } catch (err) {
-      throw fromNodeError('close shared memory', err, this.#name);
-    }
+    if (sys.close(fd) !== 0) throw systemError('close shared memory', 'close', sys.errno(), this.#name);
   }
 
   /** Closes the descriptor (`using shm = SharedMemory.open(...)`). */

@@ -46,6 +46,12 @@ export function futexWake(address: number, count = 0x7fffffff): void {
   }
 }
 
+/** How long a wait on a busy peer lasts before checking that the peer is alive, in ms. */
+export const LIVENESS_MS = 100;
+
+/** This process's id, as stored in lock and owner words. */
+export const PID = process.pid;
+
 const ETIMEDOUT = sys.errnoValues.ETIMEDOUT ?? 110;
 const ESRCH = sys.errnoValues.ESRCH ?? 3;
 const EPERM = sys.errnoValues.EPERM ?? 1;

@@ -18,17 +18,8 @@
  * public Mutex) keep their own per-thread bookkeeping.
  * @internal
  */
-import { futexWait, futexWake, processAlive } from './futex.js';
+import { futexWait, futexWake, LIVENESS_MS, PID, processAlive } from './futex.js';
 import type { SpinBudget } from './spin.js';
-
-/** How often a sleeper checks whether the holder is still alive, in milliseconds. */
-export const LIVENESS_MS = 100;
-
-/** Process id of this process, stored in lock words. */
-export const PID = process.pid;
-
-/** Result of taking the lock: 0 normally, or the pid of a dead holder it was taken over from. */
-export type LockResult = number;
 
 /** One attempt: 0 when taken, otherwise the current holder's pid. */
 export function tryLock(w: Int32Array, lock: number): number {
@@ -46,12 +37,11 @@ export function takeOverIfDead(w: Int32Array, lock: number, holder: number): boo
  * address of word `lock`. Returns 0, or the pid of a dead holder it took over from.
  * `deadline` (a `performance.now()` time) bounds the wait; -1 is returned when it passes.
  */
-export function lockSync(w: Int32Array, lock: number, waiters: number, address: number, spin: SpinBudget, deadline = Infinity): LockResult {
+export function lockSync(w: Int32Array, lock: number, waiters: number, address: number, spin: SpinBudget, deadline = Infinity): number {
   let holder = tryLock(w, lock);
   if (holder === 0) return 0;
   for (let i = spin.budget; i > 0; i--) {
     if (Atomics.load(w, lock) === 0 && (holder = tryLock(w, lock)) === 0) {
-
       return 0;
     }
   }

@@ -37,6 +37,9 @@ export const shm_open: (name: string, oflag: number, mode: number) => number =
         return (name, oflag, mode) => f(name, oflag, 'int', mode);
       })();
 
+/** `int close(int fd)`: descriptors from shm_open are not Node's, so they are closed here, not with fs.closeSync. */
+export const close: (fd: number) => number = lib.func('int close(int fd)');
+
 /** `int shm_unlink(const char *name)` */
 export const shm_unlink: (name: string) => number = lib.func('int shm_unlink(const char *name)');
 
@@ -95,11 +98,6 @@ export function view(address: number, length: number): ArrayBuffer {
 export function addressOf(buffer: Buffer): number {
   return Number(koffi.address(buffer));
 }
-
-/** errno names of this platform, by number (`EEXIST` for 17 on Linux). */
-export const errnoNames: ReadonlyMap<number, string> = new Map(
-  Object.entries(koffi.os.errno).map(([name, value]) => [value, name] as const),
-);
 
 /** errno numbers of this platform, by name. */
 export const errnoValues: Readonly<Record<string, number>> = koffi.os.errno;
