@@ -68,11 +68,14 @@ function setSlot(i: number, address: number, expected: number): void {
   waitv.writeUInt32LE(0, o + 20);
 }
 
-/** One round with futex_waitv over the control word and up to 127 entries. */
-function waitAll(generation: number, list: [number, Entry][], timeoutMs: number): number | 'unsupported' {
+/**
+ * One round with futex_waitv over the control word and up to 127 distinct words. Waits on
+ * the same word with the same expected value (many receives pending on one channel) share
+ * a slot. Returns the ids to report, 'unsupported', or null (nothing to report).
+ */
+function waitAll(generation: number, groups: number[][], keys: [number, number][], timeoutMs: number): number[] | 'unsupported' | null {
   setSlot(0, controlAddress, generation);
-  const n = Math.min(list.length, FUTEX.WAITV_MAX - 1);
-  for (let i = 0; i < n; i++) setSlot(i + 1, list[i]![1].address, list[i]![1].expected);
+  for (let i = 0; i < keys.length; i++) setSlot(i + 1, keys[i]![0], keys[i]![1]);
   let ts = 0;
   if (Number.isFinite(timeoutMs)) {
     // futex_waitv takes an absolute CLOCK_MONOTONIC time; process.hrtime is that clock on Linux.
@@ -81,9 +84,16 @@ function waitAll(generation: number, list: [number, Entry][], timeoutMs: number)
     timespec.writeBigInt64LE(at % 1_000_000_000n, 8);
     ts = timespecAddress;
   }
-  const r = sys.syscall6!(FUTEX.SYS_FUTEX_WAITV, waitvAddress, n + 1, 0, ts, FUTEX.CLOCK_MONOTONIC, 0);
-  if (r < 0 && sys.errno() === ENOSYS) return 'unsupported';
-  return r;
+  const r = sys.syscall6!(FUTEX.SYS_FUTEX_WAITV, waitvAddress, keys.length + 1, 0, ts, FUTEX.CLOCK_MONOTONIC, 0);
+  if (r > 0) return groups[r - 1]!; // that word was woken
+  if (r === 0) return null; // the control word: requests changed
+  const e = sys.errno();
+  if (e === ENOSYS) return 'unsupported';
+  // A timeout or a signal: the next round reports what expired. EAGAIN (some value
+  // already differed, the kernel does not say which) or EFAULT (a word is no longer
+  // mapped): let the main thread re-check them all, unless only the requests changed.
+  if (e === ETIMEDOUT || e === EINTR || Atomics.load(control, 0) !== generation) return null;
+  return groups.flat();
 }
 
 while (Atomics.load(control, 1) === 0) {
@@ -101,21 +111,26 @@ while (Atomics.load(control, 1) === 0) {
     futexWait(controlAddress, generation, IDLE_MS);
     continue;
   }
-  if (haveWaitv && list.length < FUTEX.WAITV_MAX) {
-    const r = waitAll(generation, list, Math.min(nearest, IDLE_MS));
-    if (r === 'unsupported') {
-      haveWaitv = false;
-    } else if (r > 0) {
-      // Entry r-1 was woken.
-      report([list[r - 1]![0]]);
-    } else if (r < 0) {
-      const e = sys.errno();
-      // A timeout or a signal: the next round reports what expired. EAGAIN (some value
-      // already differed, the kernel does not say which) or EFAULT (a word is no longer
-      // mapped): let the main thread re-check them all, unless only the requests changed.
-      if (e !== ETIMEDOUT && e !== EINTR && Atomics.load(control, 0) === generation) report(list.map(([id]) => id));
+  if (haveWaitv) {
+    const byWord = new Map<string, number>();
+    const groups: number[][] = [];
+    const keys: [number, number][] = [];
+    for (const [id, e] of list) {
+      const key = `${e.address}:${e.expected}`;
+      let g = byWord.get(key);
+      if (g === undefined) {
+        byWord.set(key, (g = groups.length));
+        groups.push([]);
+        keys.push([e.address, e.expected]);
+      }
+      groups[g]!.push(id);
     }
-    continue;
+    if (keys.length < FUTEX.WAITV_MAX) {
+      const r = waitAll(generation, groups, keys, Math.min(nearest, IDLE_MS));
+      if (r === 'unsupported') haveWaitv = false;
+      else if (r !== null) report(r);
+      continue;
+    }
   }
   // Fallback (macOS, kernels before 5.16, or more than 127 waits): wait on each word in
   // turn for a short while. Pending requests are checked between turns.
