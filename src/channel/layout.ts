@@ -41,13 +41,19 @@
  *
  * Sending to position p (slot i = p % depth, lap L = ⌊p / depth⌋): when `seq == 2L`, CAS
  * `owner` EMPTY → WRITING|pid (this claims the slot; check `seq` and `tail` again), store
- * `tail = p + 1`, copy the message, store `owner = FULL`, store `seq = 2L + 1`.
+ * `tail = p + 1` (then re-read `closed`: if set, give the position up), copy the message,
+ * store `seq = 2L + 1`, then `owner = FULL`.
  * Receiving from position p: when `seq == 2L + 1`, CAS `owner` FULL → READING|pid (check
- * again), store `head = p + 1`, copy the message out, store `owner = EMPTY`, store
- * `seq = 2L + 2`. Copies happen without any lock, so several senders and receivers copy
- * at once in a Buffered channel. Whoever finds an owner word naming a dead process takes
- * its place by CAS: a dead writer's half-written message is dropped, a dead reader's
- * claimed message is delivered if it had not yet moved `head`.
+ * again), store `head = p + 1`, copy the message out, store `seq = 2L + 2`, then
+ * `owner = EMPTY`. Copies happen without any lock, so several senders and receivers copy
+ * at once in a Buffered channel.
+ *
+ * The invariant: `seq` only changes while `owner` names the process changing it, and
+ * `owner` is released after `seq`; so a process killed between any two stores leaves its
+ * pid there, and whoever finds it dead takes its place by CAS (putting the dead word back
+ * if its re-check then fails). A dead writer's half-written message is dropped; a message
+ * whose writer died after publishing, or whose reader died before moving `head`, is whole
+ * and delivered; one whose reader died after moving `head` is lost with it.
  *
  * ## Mutex (kind 16; 64 bytes)
  * Header as above (depth, width and slot fields 0; totalSize 64), then `lock` at 48 and

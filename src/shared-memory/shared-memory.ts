@@ -327,13 +327,16 @@ export class SharedMemory implements Disposable {
       return;
     }
     const ino = String(this.stat().ino);
+    // Mappings are whole pages; only pages wholly past the new end fault (the page that
+    // holds the end reads zeros past it), so compare with the end rounded up to a page.
+    const safeEnd = Math.ceil(target / pageSize) * pageSize;
     for (const line of maps.split('\n')) {
       // start-end perms offset dev inode path
       const f = line.split(/\s+/, 6);
       if (f.length < 6 || f[4] !== ino || !f[5]!.startsWith('/dev/shm/')) continue;
       const [lo, hi] = f[0]!.split('-').map((x) => parseInt(x, 16));
       const end = parseInt(f[2]!, 16) + (hi! - lo!);
-      if (end > target) refuse(`a mapping (in some thread) up to byte ${end}`);
+      if (end > safeEnd) refuse(`a mapping (in some thread) up to byte ${end}`);
     }
   }
 
