@@ -37,6 +37,7 @@ export {
   MAX_WIDTH,
   type ChannelOptions,
   type ChannelStats,
+  type Message,
   type RecvOptions,
   type SendOptions,
   type DepthOptions,

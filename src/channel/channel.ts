@@ -203,7 +203,6 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   readonly #laps: number;
   // What the last failed claim was waiting for: spinning watches these words change.
   #watchSlot = 0;
-  #watchSeq = 0;
   #watchOwner = 0;
 
   /** Aborted by release(): pending async waits of this handle end. */
@@ -605,6 +604,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         if (Atomics.load(w, sw + SLOT_SEQ) === free && Atomics.load(w, W.TAIL) === pos) return this.#sendClaimed(pos, sw);
         Atomics.store(w, sw + SLOT_OWNER, 0);
       }
+      // The owner word as it was before the state was read: a spin waits for it to change,
+      // so anything that happens after this read wakes the spin.
+      const seen = Atomics.load(w, sw + SLOT_OWNER);
       const seq = Atomics.load(w, sw + SLOT_SEQ);
       const d = this.#seqDiff(seq, free);
       if (d > 0) {
@@ -629,7 +631,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         // (receivers skip that position) and the slot serves this one.
         const phase = owner >>> 30;
         if (phase === FULL) {
-          this.#watch(sw, seq, owner);
+          this.#watch(sw, seen);
           return CLAIM_FULL;
         }
         if ((phase === READING || phase === WRITING) && this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, CLAIMING) === owner) {
@@ -640,7 +642,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         }
       }
       if (Atomics.load(w, W.TAIL) !== pos) continue; // another sender moved on: try the next slot
-      this.#watch(sw, seq, owner);
+      this.#watch(sw, seen);
       return CLAIM_BLOCKED;
     }
   }
@@ -672,6 +674,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         if (Atomics.load(w, sw + SLOT_SEQ) === published && Atomics.load(w, W.HEAD) === pos) return this.#recvClaimed(pos);
         Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
       }
+      const seen = Atomics.load(w, sw + SLOT_OWNER);
       const seq = Atomics.load(w, sw + SLOT_SEQ);
       const d = this.#seqDiff(seq, published);
       if (d > 0) {
@@ -685,7 +688,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         // closed flag is read before tail: a send that moved tail before close() is seen.
         const closed = Atomics.load(w, W.CLOSED) !== 0;
         if (Atomics.load(w, W.TAIL) === pos) {
-          this.#watch(sw, seq, Atomics.load(w, sw + SLOT_OWNER));
+          this.#watch(sw, seen);
           return closed ? CLAIM_CLOSED : CLAIM_FULL;
         }
       }
@@ -712,7 +715,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         continue;
       }
       if (Atomics.load(w, W.HEAD) !== pos) continue; // another receiver moved on: try the next message
-      this.#watch(sw, seq, owner);
+      this.#watch(sw, seen);
       return CLAIM_BLOCKED;
     }
   }
@@ -724,10 +727,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     return pos;
   }
 
-  /** Remembers what a failed claim waits for (the slot's sequence and owner words), for #spin. */
-  #watch(slotWord: number, seq: number, owner: number): void {
+  /** Remembers what a failed claim waits for (the slot's owner word), for #spin. */
+  #watch(slotWord: number, owner: number): void {
     this.#watchSlot = slotWord;
-    this.#watchSeq = seq;
     this.#watchOwner = owner;
   }
 
@@ -762,16 +764,17 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /** Spins until what the last failed claim waited for may have changed. False when the budget runs out. */
   #spin(spin: SpinBudget): boolean {
-    // Only the slot's sequence and owner words and the closed flag are watched: a publish,
-    // a free, a claim or a close changes them, and the other side's head/tail line is left
-    // alone (reading it here would make it bounce between the cores on every message).
+    // Only the slot's owner word and the closed flag are watched: a publish, a free, a
+    // claim or a close changes them, and the other side's head/tail line is left alone
+    // (reading it here would make it bounce between the cores on every message).
+    // The owner word is the last store of a publish, a free and a retraction, so a
+    // change there means the other side is done; reacting to `seq` (stored first) would
+    // retry too early and fail once more.
     const w = this.#w;
-    const seqWord = this.#watchSlot + SLOT_SEQ;
     const ownerWord = this.#watchSlot + SLOT_OWNER;
-    const seq = this.#watchSeq;
     const owner = this.#watchOwner;
     for (let i = spin.budget; i > 0; i--) {
-      if (Atomics.load(w, seqWord) !== seq || Atomics.load(w, ownerWord) !== owner || Atomics.load(w, W.CLOSED) !== 0) return true;
+      if (Atomics.load(w, ownerWord) !== owner || Atomics.load(w, W.CLOSED) !== 0) return true;
       if ((i & (YIELD_EVERY - 1)) === 0 && i !== spin.budget) sched_yield();
     }
     return false;
@@ -938,7 +941,7 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         if (!claimed && Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
         if (!spun) {
           spun = true;
-          this.#watch(sw, Atomics.load(w, sw + SLOT_SEQ), Atomics.load(w, sw + SLOT_OWNER));
+          this.#watch(sw, Atomics.load(w, sw + SLOT_OWNER));
           if (this.#spin(this.#sendSpin)) continue;
         }
         this.#raise(W.SEND_WAITERS);

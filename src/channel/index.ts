@@ -55,7 +55,7 @@ Object.assign(Channel, {
 });
 
 export { Channel };
-export type { ChannelOptions, ChannelStats, RecvOptions, SendOptions } from './channel.js';
+export type { ChannelOptions, ChannelStats, Message, RecvOptions, SendOptions } from './channel.js';
 export type { DepthOptions, FixedOptions, VariableOptions } from './kinds.js';
 export {
   BufferedEmpty,
