@@ -637,6 +637,9 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
         if ((phase === READING || phase === WRITING) && this.#ownerDead(owner) && Atomics.compareExchange(w, sw + SLOT_OWNER, owner, CLAIMING) === owner) {
           Atomics.store(w, sw + SLOT_SEQ, free);
           if (Atomics.load(w, W.TAIL) === pos) return this.#sendClaimed(pos, sw);
+          // tail already passed this position (it should not have): skip the position
+          // rather than leave a slot nobody will ever fill or free.
+          Atomics.store(w, sw + SLOT_SEQ, (free + 2) % (2 * this.#laps));
           Atomics.store(w, sw + SLOT_OWNER, 0);
           continue;
         }
