@@ -935,16 +935,19 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
     const w = this.#w;
     const sw = this.#slotWord(pos % this.#depth);
     let spun = false;
-    while (!this.#taken(pos)) {
+    for (;;) {
+      // The owner word is read before checking: a spin then wakes on any change after it.
+      const owner = Atomics.load(w, sw + SLOT_OWNER);
+      if (this.#taken(pos)) return;
       // Once a receiver holds the message, only its copy is awaited, whatever happens; if
       // the owner word is FULL again (a receiver's claim did not stick), the timeout and
       // close apply again.
-      const claimed = Atomics.load(w, sw + SLOT_OWNER) >>> 30 === READING;
+      const claimed = owner >>> 30 === READING;
       try {
         if (!claimed && Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError();
         if (!spun) {
           spun = true;
-          this.#watch(sw, Atomics.load(w, sw + SLOT_OWNER));
+          this.#watch(sw, owner);
           if (this.#spin(this.#sendSpin)) continue;
         }
         this.#raise(W.SEND_WAITERS);
