@@ -33,6 +33,7 @@ import {
   H,
   Kind,
   kindName,
+  cycleOf,
   ownerWord,
   Payload,
   PID_MASK,
@@ -1057,10 +1058,6 @@ export abstract class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 }
 
-/** The modulus of a channel's head and tail: the largest multiple of depth not above 2^30. */
-export function cycleOf(depth: number): number {
-  return depth * Math.floor(2 ** 30 / depth);
-}
 
 function deadlineOf(timeout: unknown): number {
   if (timeout === undefined) return Infinity;

@@ -177,3 +177,26 @@ export function describeHeader(h: HeaderInfo): string {
   if (h.payload === Payload.Variable) params.push(`capacity ${h.width}`);
   return `${kindName(h.kind, h.payload)}${params.length ? `(${params.join(', ')})` : ''}`;
 }
+
+/**
+ * `true` when a header's fields describe a structure this version can use: a known kind
+ * and payload, and sizes that agree with each other (`slotsOffset` as read from byte 20).
+ */
+export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean {
+  if (info.kind === Kind.Mutex) return info.totalSize === MUTEX_SIZE;
+  if (info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;
+  return (
+    info.payload <= Payload.Variable &&
+    info.stride % 64 === 0 &&
+    (info.kind === Kind.Buffered ? info.depth >= 2 : info.depth === 1) &&
+    (info.payload === Payload.Empty ? info.width === 0 : info.width >= 1) &&
+    info.stride >= SLOT_HEADER + info.width &&
+    slotsOffset === SLOTS_OFFSET &&
+    info.totalSize === SLOTS_OFFSET + info.depth * info.stride
+  );
+}
+
+/** The modulus of a channel's head and tail: the largest multiple of depth not above 2^30. */
+export function cycleOf(depth: number): number {
+  return depth * Math.floor(2 ** 30 / depth);
+}

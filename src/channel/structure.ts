@@ -8,7 +8,7 @@ import { LayoutError, OverlapError } from '../errors.js';
 import type { Region } from '../region/region.js';
 import { findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/futex.js';
-import { describeHeader, H, SLOT_HEADER, SLOTS_OFFSET, INIT_BUSY, INIT_NONE, INIT_READY, Kind, MAGIC, Payload, VERSION, W, type HeaderInfo } from './layout.js';
+import { describeHeader, H, headerConsistent, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, VERSION, W, type HeaderInfo } from './layout.js';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -35,19 +35,7 @@ export function readHeader(region: Region): HeaderInfo {
     stride: dv.getUint32(H.STRIDE, true),
     totalSize: dv.getUint32(H.TOTAL, true),
   };
-  const known = [Kind.Unbuffered, Kind.SingleBuffered, Kind.Buffered, Kind.Mutex].includes(info.kind);
-  const consistent =
-    known &&
-    (info.kind === Kind.Mutex
-      ? info.totalSize === 64
-      : info.payload <= Payload.Variable &&
-        info.depth >= 1 &&
-        info.stride % 64 === 0 &&
-        (info.kind === Kind.Buffered ? info.depth >= 2 : info.depth === 1) &&
-        (info.payload === Payload.Empty ? info.width === 0 : info.width >= 1) &&
-        info.stride >= SLOT_HEADER + info.width &&
-        dv.getUint32(H.SLOTS, true) === SLOTS_OFFSET &&
-        info.totalSize === SLOTS_OFFSET + info.depth * info.stride);
+  const consistent = headerConsistent(info, dv.getUint32(H.SLOTS, true));
   if (!consistent) throw new LayoutError(`the header ${where(region)} is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, slots at ${dv.getUint32(H.SLOTS, true)}, size ${info.totalSize})`);
   return info;
 }

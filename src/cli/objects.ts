@@ -3,6 +3,7 @@
  * owner, permissions, age, and (when present) the structure of this library inside.
  * @internal
  */
+import { currentRules } from '../os-rules.js';
 import { lstatSync, readdirSync, readFileSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { probe, type Probe, type Structure } from './probe.js';
@@ -37,8 +38,7 @@ export interface ObjectReport {
 /** Where objects live as files on this OS (Linux: /dev/shm), or `null`. */
 export function namespaceDir(): string | null {
   if (process.env.CONCURRENT_SHM_CLI_READER === 'map') return null; // tests: take the non-Linux path
-  // Same rule as src/os-rules.ts (LINUX_RULES.namespaceDir), without loading the FFI.
-  return process.platform === 'linux' ? '/dev/shm' : null;
+  return currentRules.namespaceDir;
 }
 
 /** "Linux", "macOS", or Node's platform name. */

@@ -5,7 +5,7 @@
  * @internal
  */
 import { processAlive } from '../sync/futex.js';
-import { describeHeader, H, INIT_READY, Kind, kindName, MAGIC, MW, Payload, PID_MASK, READING, SLOT_HEADER, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
 /** What the command reports about a structure. */
@@ -54,8 +54,6 @@ export function pidAlive(pid: number): boolean {
   return Number.isInteger(pid) && processAlive(pid);
 }
 
-const KNOWN_KINDS: readonly number[] = [Kind.Unbuffered, Kind.SingleBuffered, Kind.Buffered, Kind.Mutex];
-
 /** Looks for a structure at `offset` of the object behind `src` (whose size is `size`). */
 export function probe(src: ByteSource, size: number, offset: number): Probe {
   if (size < offset + H.SIZE) {
@@ -82,17 +80,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   };
   const slots = head.readUInt32LE(H.SLOTS);
   const mutex = info.kind === Kind.Mutex;
-  const consistent =
-    KNOWN_KINDS.includes(info.kind) &&
-    (mutex
-      ? info.totalSize === H.SIZE
-      : info.payload <= Payload.Variable &&
-        info.stride % 64 === 0 &&
-        (info.kind === Kind.Buffered ? info.depth >= 2 : info.depth === 1) &&
-        (info.payload === Payload.Empty ? info.width === 0 : info.width >= 1) &&
-        info.stride >= SLOT_HEADER + info.width &&
-        slots === SLOTS_OFFSET &&
-        info.totalSize === slots + info.depth * info.stride);
+  const consistent = headerConsistent(info, slots);
   if (!consistent) {
     return { found: false, reason: `the header is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, size ${info.totalSize})` };
   }
@@ -130,8 +118,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const head_ = word(W.HEAD);
   const busy = busySlots(src, offset + SLOTS_OFFSET, info.depth, info.stride);
   const reading = busy.filter((b) => b.phase === 'reading').length;
-  // Positions run modulo the channel's cycle (Channel's cycleOf in src/channel/channel.ts).
-  const cycle = info.depth * Math.floor(2 ** 30 / info.depth);
+  const cycle = cycleOf(info.depth);
   s.sent = tail;
   s.received = head_;
   s.queued = ((tail - head_ + cycle) % cycle) + reading;
