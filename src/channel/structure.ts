@@ -7,7 +7,7 @@
 import { LayoutError, OverlapError } from '../errors.js';
 import type { Region } from '../region/region.js';
 import { findOverlap, hold } from '../shared-memory/registry.js';
-import { processAlive } from '../sync/futex.js';
+import { processAlive } from '../sync/liveness.js';
 import { describeHeader, H, headerConsistent, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, VERSION, W, type HeaderInfo } from './layout.js';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));

@@ -4,7 +4,7 @@
  * src/channel/layout.ts; the checks mirror `readHeader` in src/channel/structure.ts.
  * @internal
  */
-import { processAlive } from '../sync/futex.js';
+import { processAlive } from '../sync/liveness.js';
 import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 

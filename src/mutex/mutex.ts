@@ -3,7 +3,7 @@ import { holdStructure, initOrAttach } from '../channel/structure.js';
 import { Kind, MUTEX_SIZE, MW, Payload, type HeaderInfo } from '../channel/layout.js';
 import { Region } from '../region/region.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
-import { LIVENESS_MS, PID } from '../sync/futex.js';
+import { LIVENESS_MS, PID } from '../sync/liveness.js';
 import { lockSync, takeOverIfDead, tryLock, unlock } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { checkOptions, describe } from '../validate.js';

@@ -6,7 +6,6 @@
  * Every result means "look again": callers re-check their condition after any return.
  * @internal
  */
-import { readFileSync } from 'node:fs';
 import { FUTEX, ULOCK } from '../sys/constants.js';
 import * as sys from '../sys/libc.js';
 
@@ -46,35 +45,4 @@ export function futexWake(address: number, count = 0x7fffffff): void {
   }
 }
 
-/** How long a wait on a busy peer lasts before checking that the peer is alive, in ms. */
-export const LIVENESS_MS = 100;
-
-/** This process's id, as stored in lock and owner words. */
-export const PID = process.pid;
-
 const ETIMEDOUT = sys.errnoValues.ETIMEDOUT ?? 110;
-const ESRCH = sys.errnoValues.ESRCH ?? 3;
-const EPERM = sys.errnoValues.EPERM ?? 1;
-
-/**
- * `true` when a process with this id exists and has not exited. A zombie (exited, not
- * yet reaped) counts as dead: a parent blocked in a sync call cannot reap its own dead
- * child, and would otherwise wait for it forever. (Linux only: macOS has no /proc, and
- * there a zombie counts as alive until reaped.)
- */
-export function processAlive(pid: number): boolean {
-  if (pid <= 0) return false;
-  if (sys.kill(pid, 0) !== 0) {
-    const e = sys.errno();
-    if (e === ESRCH) return false;
-    if (e !== EPERM) return true;
-  }
-  if (sys.platform !== 'linux') return true;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const state = stat.charAt(stat.lastIndexOf(')') + 2);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return false;
-  }
-}

@@ -18,7 +18,8 @@
  * public Mutex) keep their own per-thread bookkeeping.
  * @internal
  */
-import { futexWait, futexWake, LIVENESS_MS, PID, processAlive } from './futex.js';
+import { futexWait, futexWake } from './futex.js';
+import { LIVENESS_MS, PID, processAlive } from './liveness.js';
 import type { SpinBudget } from './spin.js';
 
 /** One attempt: 0 when taken, otherwise the current holder's pid. */
