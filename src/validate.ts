@@ -27,13 +27,42 @@ export function checkIndex(what: string, value: unknown, min = 0): number {
   return value;
 }
 
-/** An optional plain options object. */
-export function checkOptions<T extends object>(what: string, value: unknown): Partial<T> {
+/**
+ * An optional plain options object whose keys are all among `keys`: a misspelt key
+ * (`{ ofset: 4096 }`) is refused with the list of valid ones rather than silently ignored.
+ *
+ * `keys` is optional only while the channel and mutex code moves over to it; without it,
+ * any key is accepted.
+ */
+export function checkOptions<T extends object>(what: string, value: unknown, keys?: readonly (keyof T & string)[]): Partial<T> {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new InvalidArgumentError(`${what} must be an object, got ${describe(value)}`);
   }
+  if (keys !== undefined) {
+    for (const key of Object.keys(value)) {
+      if ((keys as readonly string[]).includes(key)) continue;
+      const valid = keys.length === 0 ? 'it takes no options' : `the valid ${keys.length === 1 ? 'key is' : 'keys are'} ${keys.map((k) => `'${k}'`).join(', ')}`;
+      const near = keys.find((k) => closeTo(key, k));
+      throw new InvalidArgumentError(`${what} has an unknown key ${describe(key)}${near ? ` (did you mean '${near}'?)` : ''}: ${valid}`);
+    }
+  }
   return value as Partial<T>;
+}
+
+/** `true` when `a` is `b` with one letter changed, added, dropped or swapped with the next, or differs only in case. */
+function closeTo(a: string, b: string): boolean {
+  if (a.toLowerCase() === b.toLowerCase()) return true;
+  if (Math.abs(a.length - b.length) > 1) return false;
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  const rest = (x: string, n: number): string => x.slice(i + n);
+  return (
+    rest(a, 1) === rest(b, 1) || // changed
+    rest(a, 0) === rest(b, 1) || // dropped
+    rest(a, 1) === rest(b, 0) || // added
+    (a[i] === b[i + 1] && a[i + 1] === b[i] && rest(a, 2) === rest(b, 2)) // swapped
+  );
 }
 
 /** One of a fixed set of strings. */

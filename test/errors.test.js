@@ -257,6 +257,52 @@ const rows = [
       return { call: () => SharedMemory.open(name, 0o600, options), unchanged: absent(name) };
     },
   })),
+  // Unknown option keys are refused (with the valid ones), before any system call.
+  {
+    title: 'open with a misspelt option key',
+    Class: InvalidArgumentError,
+    message: /^options has an unknown key "mdoe" \(did you mean 'mode'\?\): the valid keys are 'mode', 'rules'$/,
+    act(ctx) {
+      const name = ctx.name();
+      return { call: () => SharedMemory.open(name, 0o600, { mdoe: 'anon' }), unchanged: absent(name) };
+    },
+  },
+  {
+    title: 'open with an unknown option key',
+    Class: InvalidArgumentError,
+    message: /^options has an unknown key "size": the valid keys are 'mode', 'rules'$/,
+    act(ctx) {
+      const name = ctx.name();
+      return { call: () => SharedMemory.open(name, 0o600, { mode: 'excl', size: 4096 }), unchanged: absent(name) };
+    },
+  },
+  {
+    title: 'fromFd with an option it does not take',
+    Class: InvalidArgumentError,
+    message: /^options has an unknown key "mode": the valid key is 'rules'$/,
+    act(ctx) {
+      const shm = ctx.shm(1);
+      return { call: () => SharedMemory.fromFd(shm.fd, undefined, { mode: 'open' }), unchanged: () => assert.not.ok(shm.closed) };
+    },
+  },
+  {
+    title: 'setSize with a misspelt option key',
+    Class: InvalidArgumentError,
+    message: /^options has an unknown key "reserved" \(did you mean 'reserve'\?\): the valid key is 'reserve'$/,
+    act(ctx) {
+      const shm = ctx.shm(100);
+      return { call: () => shm.setSize(200, { reserved: false }), unchanged: sizeStays(shm, 100) };
+    },
+  },
+  {
+    title: 'Region.map with a misspelt option key',
+    Class: InvalidArgumentError,
+    message: /^options has an unknown key "Unchecked" \(did you mean 'unchecked'\?\): the valid key is 'unchecked'$/,
+    act(ctx) {
+      const shm = ctx.shm(100);
+      return { call: () => Region.map(shm, 0, 200, { Unchecked: true }), unchanged: notMapped(shm) };
+    },
+  },
   {
     title: 'fork with a non-array stdio',
     Class: InvalidArgumentError,

@@ -64,7 +64,7 @@ export class Region implements Disposable {
     checkIndex('offset', offset);
     checkIndex('length', length, 1);
     if (!Number.isSafeInteger(offset + length)) throw new OutOfRangeError(`offset + length must be a safe integer, got ${offset} + ${length}`);
-    const unchecked = checkOptions<MapOptions>('options', options).unchecked ?? false;
+    const unchecked = checkOptions<MapOptions>('options', options, ['unchecked']).unchecked ?? false;
     if (shm.closed) throw new ShmClosedError(`cannot map shared memory '${shm.name}': it is closed`);
     const size = shm.size;
     const end = offset + length;

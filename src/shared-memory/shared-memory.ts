@@ -119,11 +119,11 @@ export class SharedMemory implements Disposable {
    *   `mode: 'anon'`, where a unique name is generated.
    * @param perms - Permission bits of a created object, such as `0o600` (the umask applies).
    * @param options - `mode` ({@link OpenMode}, default `'excl'`) and `rules`.
-   * @throws {@link InvalidArgumentError} for a bad name, permission or mode (before any system call).
+   * @throws {@link InvalidArgumentError} for a bad name, permission or mode, or an unknown option key (before any system call).
    * @throws {@link ShmExistsError}, {@link ShmNotFoundError}, {@link ShmPermissionError} or {@link ShmSystemError} when `shm_open` fails.
    */
   static open(name?: string | null, perms: number = 0o600, options?: OpenOptions): SharedMemory {
-    const opts = checkOptions<OpenOptions>('options', options);
+    const opts = checkOptions<OpenOptions>('options', options, ['mode', 'rules']);
     const mode = checkChoice('options.mode', opts.mode ?? 'excl', MODES);
     const rules = opts.rules ?? currentRules;
     if (typeof perms !== 'number' || !Number.isInteger(perms) || perms < 0 || perms > 0o777) {
@@ -162,7 +162,7 @@ export class SharedMemory implements Disposable {
    */
   static fromFd(fd: number, name?: string, options?: Pick<OpenOptions, 'rules'>): SharedMemory {
     checkIndex('fd', fd);
-    const rules = checkOptions<OpenOptions>('options', options).rules ?? currentRules;
+    const rules = checkOptions<OpenOptions>('options', options, ['rules']).rules ?? currentRules;
     const shmName = name === undefined ? `fd:${fd}` : checkName(name, rules);
     let st: Stats;
     try {
@@ -264,7 +264,7 @@ export class SharedMemory implements Disposable {
    */
   setSize(size: number, options?: SetSizeOptions): void {
     checkIndex('size', size);
-    const reserve = checkOptions<SetSizeOptions>('options', options).reserve ?? true;
+    const reserve = checkOptions<SetSizeOptions>('options', options, ['reserve']).reserve ?? true;
     const fd = this.#checkOpen('set the size of');
     const rules = this.#rules;
     const before = this.stat().size;
