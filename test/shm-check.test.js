@@ -18,8 +18,18 @@ const hasDir = existsSync(SHM_DIR);
 const names = [];
 const track = (n) => (names.push(n), n);
 const children = [];
-test.after.each(() => {
-  for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+test.after.each(async () => {
+  for (const c of children.splice(0)) {
+    if (c.exitCode === null && c.signalCode === null) {
+      const exited = new Promise((resolve) => c.once('exit', resolve));
+      c.kill('SIGKILL');
+      await exited;
+    }
+    // A churn process killed before it could clean up leaves up to a few objects.
+    if (existsSync(SHM_DIR)) {
+      for (const e of readdirSync(SHM_DIR)) if (e.startsWith(`foreign-app-${c.pid}-`)) names.push(`/${e}`);
+    }
+  }
   for (const n of names.splice(0)) {
     try {
       SharedMemory.delete(n);
