@@ -13,7 +13,7 @@ async function deadPid() {
   return child.pid;
 }
 
-// Slot 0 of a channel at offset 0: seq at byte 256, owner at 260, length at 264, data at 272 (docs/layout.md).
+// Slot 0 of a Variable channel at offset 0: seq at byte 256, owner at 260, length at 264, the message at 268 (docs/layout.md).
 const WRITING = 1 << 30;
 const READING = 3 << 30;
 
@@ -22,7 +22,7 @@ test('a sender that died after publishing but before letting go of the owner wor
     const ch = new Channel.SingleBuffered.Variable(shm, { capacity: 16 });
     const r = Region.map(shm, 0, ch.byteLength);
     const pid = await deadPid();
-    r.write('hello', 272);
+    r.write('hello', 268);
     new Int32Ptr(r, 264).store(5);
     new Int32Ptr(r, 256).store(1); // published for lap 0
     new Int32Ptr(r, 260).store((WRITING | pid) | 0);

@@ -3,34 +3,18 @@
  * Unbuffered (a rendezvous: a send completes when a receiver has taken the message),
  * SingleBuffered (one slot) and Buffered (`depth` slots), each carrying Empty (a signal),
  * Fixed (exactly `width` bytes, zero-padded) or Variable (up to `capacity` bytes) messages.
+ *
+ * Each kind's constructor returns a {@link Channel} (one class for all kinds, so a process
+ * using every kind still runs one monomorphic hot path); `instanceof` a kind still works.
  * @module
  */
-import { InvalidArgumentError, OutOfRangeError } from '../errors.js';
 import type { SharedMemory } from '../shared-memory/shared-memory.js';
-import { checkOptions, describe } from '../validate.js';
-import { Channel, type ChannelOptions } from './channel.js';
-import { Kind, Payload, SLOTS_OFFSET, slotStride, type HeaderInfo } from './layout.js';
+import { checkOptions } from '../validate.js';
+import { Channel, openChannel, type ChannelOptions } from './channel.js';
+import { Kind, kindName, Payload, type HeaderInfo } from './layout.js';
+import { count, MAX_DEPTH, MAX_WIDTH, shape } from './shapes.js';
 
-/** Largest message width or capacity: 1 GiB. */
-export const MAX_WIDTH = 2 ** 30;
-/** Largest depth of a Buffered channel. */
-export const MAX_DEPTH = 2 ** 20;
-/** Largest channel: the header's size field is 32 bits. */
-const MAX_TOTAL = 2 ** 32 - 1;
-
-function count(what: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvalidArgumentError(`${what} must be an integer, got ${describe(value)}`);
-  if (value < min || value > max) throw new OutOfRangeError(`${what} must be from ${min} to ${max}, got ${value}`);
-  return value;
-}
-
-/** The header a kind will have. */
-export function shape(kind: Kind, payload: Payload, depth: number, width: number): HeaderInfo {
-  const stride = slotStride(payload === Payload.Empty ? 0 : width);
-  const totalSize = SLOTS_OFFSET + depth * stride;
-  if (totalSize > MAX_TOTAL) throw new OutOfRangeError(`a channel of depth ${depth} and width ${width} would need ${totalSize} bytes; at most ${MAX_TOTAL} are supported`);
-  return { kind, payload, depth, width: payload === Payload.Empty ? 0 : width, stride, totalSize };
-}
+export { MAX_DEPTH, MAX_WIDTH } from './shapes.js';
 
 /** Options of a Fixed channel: `width` is the exact size of every message. */
 export interface FixedOptions extends ChannelOptions {
@@ -48,101 +32,98 @@ export interface DepthOptions {
   depth: number;
 }
 
-function depthOf(o: Partial<DepthOptions>): number {
-  return count('options.depth', o.depth, 2, MAX_DEPTH);
-}
-function widthOf(o: Partial<FixedOptions>): number {
-  return count('options.width', o.width, 1, MAX_WIDTH);
-}
-function capacityOf(o: Partial<VariableOptions>): number {
-  return count('options.capacity', o.capacity, 1, MAX_WIDTH);
+type AnyOptions = Partial<FixedOptions & VariableOptions & DepthOptions>;
+
+/** Opens the channel of one kind: validates the options (unknown keys refused), then creates or attaches. */
+function open(kind: Kind, payload: Payload, shm: SharedMemory, options: unknown): Channel {
+  const keys: (keyof AnyOptions)[] = ['offset', 'autosize'];
+  if (kind === Kind.Buffered) keys.push('depth');
+  if (payload === Payload.Fixed) keys.push('width');
+  if (payload === Payload.Variable) keys.push('capacity');
+  const o = checkOptions<AnyOptions>('options', options, keys);
+  const depth = kind === Kind.Buffered ? count('options.depth', o.depth, 2, MAX_DEPTH) : 1;
+  const width = payload === Payload.Fixed ? count('options.width', o.width, 1, MAX_WIDTH) : payload === Payload.Variable ? count('options.capacity', o.capacity, 1, MAX_WIDTH) : 0;
+  const wanted: HeaderInfo = shape(kind, payload, depth, width);
+  return openChannel(shm, wanted, { offset: o.offset, autosize: o.autosize });
 }
 
-/** Constructs a channel of a known shape, or attaches (`wanted` null). Not exported: use the kinds. */
-abstract class KindBase extends Channel {
-  protected constructor(shm: SharedMemory, wanted: HeaderInfo | null, options: ChannelOptions | undefined) {
-    super(shm, wanted, options);
-  }
+/** `instanceof Kind` is true for a channel of that kind. */
+function isKind(kind: Kind, payload: Payload): (value: unknown) => boolean {
+  const name = kindName(kind, payload);
+  return (value) => value instanceof Channel && value.kind === name;
 }
 
-const ATTACH: unique symbol = Symbol('attach');
-/** @internal Marker passed instead of options by Channel.attach. */
-export type AttachMarker = { [ATTACH]: ChannelOptions };
-/** @internal */
-export function attachMarker(options: ChannelOptions): AttachMarker {
-  return { [ATTACH]: options };
-}
-function isAttach(o: unknown): o is AttachMarker {
-  return typeof o === 'object' && o !== null && ATTACH in o;
-}
-
-function make(kind: Kind, payload: Payload, options: unknown, sizes: (o: any) => [number, number]): [HeaderInfo | null, ChannelOptions | undefined] {
-  if (isAttach(options)) return [null, options[ATTACH]];
-  const o = checkOptions<FixedOptions & VariableOptions & DepthOptions>('options', options);
-  const [depth, width] = sizes(o);
-  return [shape(kind, payload, depth, width), o];
-}
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
+/* eslint-disable @typescript-eslint/no-unsafe-declaration-merging */
 
 /** Unbuffered, Empty: a rendezvous signal. `sendSync()` returns when a receiver has taken it. */
-export class UnbufferedEmpty extends KindBase {
+export interface UnbufferedEmpty extends Channel {}
+export class UnbufferedEmpty {
   constructor(shm: SharedMemory, options?: ChannelOptions) {
-    super(shm, ...make(Kind.Unbuffered, Payload.Empty, options, () => [1, 0]));
+    return open(Kind.Unbuffered, Payload.Empty, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.Unbuffered, Payload.Empty);
 }
 /** Unbuffered, Fixed: `width`-byte messages handed over directly. */
-export class UnbufferedFixed extends KindBase {
+export interface UnbufferedFixed extends Channel {}
+export class UnbufferedFixed {
   constructor(shm: SharedMemory, options: FixedOptions) {
-    super(shm, ...make(Kind.Unbuffered, Payload.Fixed, options, (o) => [1, widthOf(o)]));
+    return open(Kind.Unbuffered, Payload.Fixed, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.Unbuffered, Payload.Fixed);
 }
 /** Unbuffered, Variable: messages of up to `capacity` bytes handed over directly. */
-export class UnbufferedVariable extends KindBase {
+export interface UnbufferedVariable extends Channel {}
+export class UnbufferedVariable {
   constructor(shm: SharedMemory, options: VariableOptions) {
-    super(shm, ...make(Kind.Unbuffered, Payload.Variable, options, (o) => [1, capacityOf(o)]));
+    return open(Kind.Unbuffered, Payload.Variable, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.Unbuffered, Payload.Variable);
 }
 /** SingleBuffered, Empty: a one-slot signal. */
-export class SingleBufferedEmpty extends KindBase {
+export interface SingleBufferedEmpty extends Channel {}
+export class SingleBufferedEmpty {
   constructor(shm: SharedMemory, options?: ChannelOptions) {
-    super(shm, ...make(Kind.SingleBuffered, Payload.Empty, options, () => [1, 0]));
+    return open(Kind.SingleBuffered, Payload.Empty, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.SingleBuffered, Payload.Empty);
 }
 /** SingleBuffered, Fixed: one slot of `width` bytes. */
-export class SingleBufferedFixed extends KindBase {
+export interface SingleBufferedFixed extends Channel {}
+export class SingleBufferedFixed {
   constructor(shm: SharedMemory, options: FixedOptions) {
-    super(shm, ...make(Kind.SingleBuffered, Payload.Fixed, options, (o) => [1, widthOf(o)]));
+    return open(Kind.SingleBuffered, Payload.Fixed, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.SingleBuffered, Payload.Fixed);
 }
 /** SingleBuffered, Variable: one slot of up to `capacity` bytes (the gem's README example). */
-export class SingleBufferedVariable extends KindBase {
+export interface SingleBufferedVariable extends Channel {}
+export class SingleBufferedVariable {
   constructor(shm: SharedMemory, options: VariableOptions) {
-    super(shm, ...make(Kind.SingleBuffered, Payload.Variable, options, (o) => [1, capacityOf(o)]));
+    return open(Kind.SingleBuffered, Payload.Variable, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.SingleBuffered, Payload.Variable);
 }
 /** Buffered, Empty: a counting signal of up to `depth` pending signals. */
-export class BufferedEmpty extends KindBase {
+export interface BufferedEmpty extends Channel {}
+export class BufferedEmpty {
   constructor(shm: SharedMemory, options: ChannelOptions & DepthOptions) {
-    super(shm, ...make(Kind.Buffered, Payload.Empty, options, (o) => [depthOf(o), 0]));
+    return open(Kind.Buffered, Payload.Empty, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.Buffered, Payload.Empty);
 }
 /** Buffered, Fixed: a ring of `depth` slots of `width` bytes. */
-export class BufferedFixed extends KindBase {
+export interface BufferedFixed extends Channel {}
+export class BufferedFixed {
   constructor(shm: SharedMemory, options: FixedOptions & DepthOptions) {
-    super(shm, ...make(Kind.Buffered, Payload.Fixed, options, (o) => [depthOf(o), widthOf(o)]));
+    return open(Kind.Buffered, Payload.Fixed, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.Buffered, Payload.Fixed);
 }
 /** Buffered, Variable: a ring of `depth` slots of up to `capacity` bytes (not in the gem). */
-export class BufferedVariable extends KindBase {
+export interface BufferedVariable extends Channel {}
+export class BufferedVariable {
   constructor(shm: SharedMemory, options: VariableOptions & DepthOptions) {
-    super(shm, ...make(Kind.Buffered, Payload.Variable, options, (o) => [depthOf(o), capacityOf(o)]));
+    return open(Kind.Buffered, Payload.Variable, shm, options);
   }
+  static [Symbol.hasInstance] = isKind(Kind.Buffered, Payload.Variable);
 }
-
-/** The class of each kind and payload. @internal */
-export const CLASSES: Record<number, Record<number, new (shm: SharedMemory, options: any) => Channel>> = {
-  [Kind.Unbuffered]: { [Payload.Empty]: UnbufferedEmpty, [Payload.Fixed]: UnbufferedFixed, [Payload.Variable]: UnbufferedVariable },
-  [Kind.SingleBuffered]: { [Payload.Empty]: SingleBufferedEmpty, [Payload.Fixed]: SingleBufferedFixed, [Payload.Variable]: SingleBufferedVariable },
-  [Kind.Buffered]: { [Payload.Empty]: BufferedEmpty, [Payload.Fixed]: BufferedFixed, [Payload.Variable]: BufferedVariable },
-};

@@ -1,5 +1,5 @@
 /**
- * Byte layout of the structures this library places in shared memory (layout version 1).
+ * Byte layout of the structures this library places in shared memory (layout version 2).
  * docs/layout.md holds the same tables for C programs. All fields are little-endian
  * 32-bit words (the byte order of every supported CPU), at offsets relative to the
  * structure's start, which is 16-byte aligned in the object.
@@ -8,7 +8,7 @@
  * | offset | field       | type | written by                | meaning |
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
- * | 4      | version     | u16  | initialiser, once         | layout version, 1 |
+ * | 4      | version     | u16  | initialiser, once         | layout version, 2 |
  * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
@@ -23,37 +23,24 @@
  * ## Channel control words (each group on its own 64-byte cache line)
  * | offset | field        | written by                         | meaning |
  * |-------:|--------------|------------------------------------|---------|
- * | 64     | tail         | the sender that owns slot `tail % depth` | next position to send to, modulo depth × ⌊2^30 / depth⌋ |
- * | 128    | head         | the receiver that owns slot `head % depth` | next position to receive from, same modulus |
- * | 192    | sendWaiters  | sleeping senders                   | count; a receiver bumps `notFullSeq` and wakes only when non-zero |
- * | 196    | recvWaiters  | sleeping receivers                 | count; a sender bumps `notEmptySeq` and wakes only when non-zero |
- * | 200    | notFullSeq   | receivers freeing a slot, `close()` | futex word senders sleep on |
- * | 204    | notEmptySeq  | senders publishing, `close()`      | futex word receivers sleep on |
- * | 208    | recvActive   | receivers of an Unbuffered channel | receives in progress (spinning or sleeping): `trySend` offers only when non-zero |
+ * | 64     | tail         | the sender that claimed slot `tail % depth`; any sender that finds it behind | next position to send to, modulo depth × ⌊2^30 / depth⌋ |
+ * | 128    | head         | the receiver that claimed slot `head % depth`; any receiver that finds it behind | next position to receive from, same modulus |
+ * | 192    | sendWaiters  | sleeping senders                   | count; whoever frees a slot or moves `tail` bumps `notFullSeq` and wakes only when non-zero |
+ * | 196    | recvWaiters  | sleeping receivers                 | count; whoever publishes or moves `head` bumps `notEmptySeq` and wakes only when non-zero |
+ * | 200    | notFullSeq   | see sendWaiters, `close()`         | futex word senders sleep on |
+ * | 204    | notEmptySeq  | see recvWaiters, `close()`         | futex word receivers sleep on |
+ * | 208    | recvActive   | receivers of an Unbuffered channel | receives in progress: `trySend` offers only when non-zero |
  *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field   | meaning |
  * |-------:|---------|---------|
- * | 0      | seq     | lap sequence: 2·lap when free for position lap·depth + i, 2·lap + 1 once that position's message is published (modulo 2·⌊2^30 / depth⌋); all zeros is a valid empty channel |
+ * | 0      | seq     | lap sequence: 2·lap when free for position lap·depth + i, 2·lap + 1 once that position's message is published (modulo 2·⌊2^30 / depth⌋) |
  * | 4      | owner   | bits 31–30: 0 EMPTY, 1 WRITING, 2 FULL, 3 READING; bits 29–0: pid of the writer or reader |
- * | 8      | length  | Variable: bytes of the message |
- * | 16     | data    | the message (Fixed: `width` bytes, zero-padded) |
+ * | 8      | data    | Fixed: `width` bytes (zero-padded); Variable: u32 length, then the message at 12; Empty: nothing |
  *
- * Sending to position p (slot i = p % depth, lap L = ⌊p / depth⌋): when `seq == 2L`, CAS
- * `owner` EMPTY → WRITING|pid (this claims the slot; check `seq` and `tail` again), store
- * `tail = p + 1` (then re-read `closed`: if set, give the position up), copy the message,
- * store `seq = 2L + 1`, then `owner = FULL`.
- * Receiving from position p: when `seq == 2L + 1`, CAS `owner` FULL → READING|pid (check
- * again), store `head = p + 1`, copy the message out, store `seq = 2L + 2`, then
- * `owner = EMPTY`. Copies happen without any lock, so several senders and receivers copy
- * at once in a Buffered channel.
- *
- * The invariant: `seq` only changes while `owner` names the process changing it, and
- * `owner` is released after `seq`; so a process killed between any two stores leaves its
- * pid there, and whoever finds it dead takes its place by CAS (putting the dead word back
- * if its re-check then fails). A dead writer's half-written message is dropped; a message
- * whose writer died after publishing, or whose reader died before moving `head`, is whole
- * and delivered; one whose reader died after moving `head` is lost with it.
+ * A slot's state words and the first 56 bytes of a Fixed message (52 of a Variable one)
+ * share one 64-byte cache line: a small message moves between cores in one line.
+ * The protocol over these words is in slot-protocol.ts, its steps named there.
  *
  * ## Mutex (kind 16; 64 bytes)
  * Header as above (depth, width and slot fields 0; totalSize 64), then `lock` at 48 and
@@ -62,7 +49,7 @@
  */
 
 export const MAGIC = 0x4d485343;
-export const VERSION = 1;
+export const VERSION = 2;
 
 /** Structure kinds (header byte 6). */
 export const enum Kind {
@@ -124,12 +111,15 @@ export const INIT_READY = 2;
 
 /** Byte offset of slot 0 in a channel. */
 export const SLOTS_OFFSET = 256;
-/** Bytes before a slot's data. */
-export const SLOT_HEADER = 16;
+/** Bytes before a slot's data: `seq` and `owner`. */
+export const SLOT_HEADER = 8;
 /** Word offsets inside a slot. */
 export const SLOT_SEQ = 0;
 export const SLOT_OWNER = 1;
+/** Variable: the length word (data's first 4 bytes); the message follows it. */
 export const SLOT_LENGTH = 2;
+/** Bytes of a Variable message's length word. */
+export const LENGTH_BYTES = 4;
 /** Size of a mutex. */
 export const MUTEX_SIZE = 64;
 
@@ -145,9 +135,14 @@ export function ownerWord(phase: number, pid: number): number {
   return ((phase << 30) | (pid & PID_MASK)) | 0;
 }
 
-/** Bytes of a channel's slot for a payload of `payloadBytes`. */
-export function slotStride(payloadBytes: number): number {
-  return Math.ceil((SLOT_HEADER + payloadBytes) / 64) * 64;
+/** Byte offset of a message inside its slot. */
+export function dataOffset(payload: Payload): number {
+  return payload === Payload.Variable ? SLOT_HEADER + LENGTH_BYTES : SLOT_HEADER;
+}
+
+/** Bytes of a channel's slot for messages of `width` bytes. */
+export function slotStride(payload: Payload, width: number): number {
+  return Math.ceil((dataOffset(payload) + (payload === Payload.Empty ? 0 : width)) / 64) * 64;
 }
 
 /** Everything the header says about a structure. */
@@ -190,7 +185,7 @@ export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean
     info.stride % 64 === 0 &&
     (info.kind === Kind.Buffered ? info.depth >= 2 : info.depth === 1) &&
     (info.payload === Payload.Empty ? info.width === 0 : info.width >= 1) &&
-    info.stride >= SLOT_HEADER + info.width &&
+    info.stride === slotStride(info.payload, info.width) &&
     slotsOffset === SLOTS_OFFSET &&
     info.totalSize === SLOTS_OFFSET + info.depth * info.stride
   );

@@ -1,0 +1,292 @@
+/**
+ * Waiting for a channel: the sync and async drivers of the slot protocol. Both follow
+ * the same steps, written once in {@link Waits}' helpers:
+ *
+ * 1. **claim** (slot-protocol.ts); claimed or closed: done.
+ * 2. **liveness**: a claim blocked by another party for {@link LIVENESS_MS} makes the
+ *    next claim check that party's liveness (and repair its slot if it is gone).
+ * 3. **deadline**: past it, fail (`timeout: 0` is a single try).
+ * 4. **spin** (before the first sleep only) on the word the claim said would change,
+ *    for the time {@link SpinPolicy} allows; async calls then poll a few event-loop turns.
+ * 5. **sleep**: count this waiter, read the sequence word, claim once more, then sleep
+ *    on the sequence word for at most {@link SLEEP_MS} (so a party that dies while
+ *    everyone sleeps is noticed), and uncount. Go to 1.
+ *
+ * A waker changes the slot before it reads the count; a waiter counts itself before it
+ * reads the sequence word and claims again: either the waker sees the count (and bumps
+ * the sequence word and wakes), or the waiter's last claim sees the change.
+ * @internal
+ */
+import { AbortError, ChannelClosedError, ClosedWriteError, RegionUnmappedError, TimeoutError } from '../errors.js';
+import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
+import { futexWait } from '../sync/futex.js';
+import { LIVENESS_MS } from '../sync/liveness.js';
+import { stepHook } from '../sync/steps.js';
+import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
+import { W } from './layout.js';
+import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './slot-protocol.js';
+import { SpinPolicy, spinUntilChange } from './spin-policy.js';
+
+/** Longest single sleep, in ms: a waiter looks again at least this often. */
+export const SLEEP_MS = 50;
+/** Sync calls spin at most this long (ms) before sleeping. */
+const SYNC_SPIN_MAX = 0.2;
+/** Async calls hold the event loop at most this long (ms) spinning. */
+const ASYNC_SPIN_MAX = 0.02;
+/** Spin while the cores are busy (ms): only a peer running right now is caught. */
+const SPIN_MIN = 0.002;
+const ASYNC_POLL_INITIAL = 16;
+const ASYNC_POLL_MAX = 256;
+
+/** Where a call is in its liveness bookkeeping: when it was first seen blocked (0: not blocked). */
+function blockedSinceAfter(p: SlotProtocol, result: number, since: number, now: number): number {
+  if (result !== CLAIM_BLOCKED) return 0;
+  if (since === 0) return now;
+  if (now - since >= LIVENESS_MS) p.suspect = true;
+  return since;
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+}
+
+/** The waiting side of one channel handle. */
+export class Waits {
+  readonly #p: SlotProtocol;
+  readonly #counts: SharedCounts;
+  readonly #where: () => string;
+  readonly #mapped: () => boolean;
+  readonly #released: AbortSignal;
+  readonly #sendSpin = new SpinPolicy(SYNC_SPIN_MAX, SPIN_MIN);
+  readonly #recvSpin = new SpinPolicy(SYNC_SPIN_MAX, SPIN_MIN);
+  readonly #asyncSendSpin = new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN);
+  readonly #asyncRecvSpin = new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN);
+  #asyncPoll = ASYNC_POLL_INITIAL;
+
+  constructor(p: SlotProtocol, counts: SharedCounts, where: () => string, mapped: () => boolean, released: AbortSignal) {
+    this.#p = p;
+    this.#counts = counts;
+    this.#where = where;
+    this.#mapped = mapped;
+    this.#released = released;
+  }
+
+  #claim(send: boolean): number {
+    return send ? this.#p.claimSend() : this.#p.claimRecv();
+  }
+
+  #closed(send: boolean): Error {
+    const where = this.#where();
+    return send ? new ClosedWriteError(`Write to closed channel (${where})`) : new ChannelClosedError(`Channel is closed and empty (${where})`);
+  }
+
+  #timeout(what: string): TimeoutError {
+    return new TimeoutError(`${what} on ${this.#where()} timed out`);
+  }
+
+  /** After an await: the handle may have been released meanwhile. */
+  #checkMapped(): void {
+    if (!this.#mapped()) throw new RegionUnmappedError(`${this.#where()} was released`);
+  }
+
+  /** Spins on what the last failed claim waits for. */
+  #spin(policy: SpinPolicy, send: boolean, now: number, left: number): boolean {
+    const p = this.#p;
+    return spinUntilChange(p.w, p.watchWord, p.watchSeen, send ? W.TAIL : W.HEAD, p.watchPos, W.CLOSED, p.watchClosed, now, policy.budget(now, left), policy);
+  }
+
+  // ---- claiming with waiting -----------------------------------------------------
+
+  /** Sync claim: returns a position, or throws (closed, timeout). Blocks this thread. */
+  acquireSync(send: boolean, deadline: number): number {
+    const pos = this.#claim(send);
+    return pos >= 0 ? pos : this.#acquireSyncSlow(send, deadline, pos);
+  }
+
+  #acquireSyncSlow(send: boolean, deadline: number, pos: number): number {
+    const p = this.#p;
+    const policy = send ? this.#sendSpin : this.#recvSpin;
+    const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
+    const waiters = send ? SEND_WAITERS : RECV_WAITERS;
+    let blockedSince = 0;
+    let sleptAt = 0;
+    while (pos < 0) {
+      if (pos === CLAIM_CLOSED) throw this.#closed(send);
+      const now = performance.now();
+      blockedSince = blockedSinceAfter(p, pos, blockedSince, now);
+      const left = deadline - now;
+      if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
+      if (sleptAt === 0 && this.#spin(policy, send, now, left)) {
+        pos = this.#claim(send);
+        continue;
+      }
+      this.#counts.raise(waiters);
+      try {
+        const seen = Atomics.load(p.w, seqWord);
+        pos = this.#claim(send);
+        if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
+        if (sleptAt === 0) sleptAt = now;
+        if (stepHook !== undefined) stepHook('channel.wait.sleep');
+        futexWait(p.base + seqWord * 4, seen, Math.min(left, SLEEP_MS));
+      } finally {
+        this.#counts.lower(waiters);
+      }
+      pos = this.#claim(send);
+    }
+    if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
+    return pos;
+  }
+
+  /**
+   * Async claim: calls `claimed(pos)` in the same tick as the claim (nothing, not even
+   * release(), comes between a claimed slot and its copy). Never blocks the event loop
+   * longer than one async spin.
+   */
+  async acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
+    checkAborted(signal);
+    let pos = this.#claim(send);
+    if (pos >= 0) return claimed(pos);
+    const p = this.#p;
+    const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
+    const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
+    const waiters = send ? SEND_WAITERS : RECV_WAITERS;
+    let blockedSince = 0;
+    let sleptAt = 0;
+    let polls = 0;
+    while (pos < 0) {
+      if (pos === CLAIM_CLOSED) throw this.#closed(send);
+      const now = performance.now();
+      blockedSince = blockedSinceAfter(p, pos, blockedSince, now);
+      const left = deadline - now;
+      if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
+      if (sleptAt === 0 && polls === 0 && this.#spin(policy, send, now, left)) {
+        pos = this.#claim(send);
+        continue;
+      }
+      if (sleptAt === 0 && polls < this.#asyncPoll && !policy.contended(now)) {
+        polls++;
+        await nextTurn();
+        this.#checkMapped();
+        checkAborted(signal);
+        pos = this.#claim(send);
+        continue;
+      }
+      this.#counts.raise(waiters);
+      try {
+        const seen = Atomics.load(p.w, seqWord);
+        pos = this.#claim(send);
+        if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
+        if (sleptAt === 0) sleptAt = now;
+        if (stepHook !== undefined) stepHook('channel.wait.sleep');
+        await asyncWaiter.wait(p.base + seqWord * 4, seen, Math.min(left, SLEEP_MS), [signal, this.#released]);
+      } finally {
+        this.#counts.lower(waiters);
+      }
+      this.#checkMapped();
+      checkAborted(signal);
+      pos = this.#claim(send);
+    }
+    if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
+    // Polling the event loop paid (claimed before sleeping): poll longer next time.
+    this.#asyncPoll = sleptAt === 0 ? Math.min(ASYNC_POLL_MAX, this.#asyncPoll * 2) : Math.max(1, this.#asyncPoll >>> 1);
+    return claimed(pos);
+  }
+
+  /** A blocking receive of an Unbuffered channel counts itself in `recvActive` (trySend offers only then). */
+  receiveSync(rendezvous: boolean, deadline: number): number {
+    if (!rendezvous) return this.acquireSync(false, deadline);
+    this.#counts.raise(RECV_ACTIVE);
+    try {
+      return this.acquireSync(false, deadline);
+    } finally {
+      this.#counts.lower(RECV_ACTIVE);
+    }
+  }
+
+  async receiveAsync<T>(rendezvous: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
+    if (!rendezvous) return this.acquireAsync(false, deadline, signal, claimed);
+    this.#counts.raise(RECV_ACTIVE);
+    try {
+      return await this.acquireAsync(false, deadline, signal, claimed);
+    } finally {
+      this.#counts.lower(RECV_ACTIVE);
+    }
+  }
+
+  // ---- Unbuffered hand-over ------------------------------------------------------
+
+  /**
+   * What an Unbuffered sender waiting for its message at `pos` does next: 'done' (taken),
+   * or the deadline/close/abort says stop and the message was taken back ('retracted'),
+   * or keep waiting ('wait'). A receiver that holds the message is waited for whatever
+   * the deadline says: only its copy is awaited.
+   */
+  #handOver(pos: number, deadline: number, now: number, signal: AbortSignal | undefined): 'done' | 'wait' {
+    const p = this.#p;
+    if (p.taken(pos)) return 'done';
+    if (p.held(pos)) return 'wait';
+    let stop: Error | undefined;
+    if (Atomics.load(p.w, W.CLOSED) !== 0) stop = this.#closed(true);
+    else if (signal?.aborted) stop = new AbortError(undefined, { cause: signal.reason });
+    else if (deadline - now <= 0) stop = new TimeoutError(`send on ${this.#where()} timed out waiting for a receiver`);
+    if (stop === undefined) return 'wait';
+    if (p.retract(pos)) throw stop;
+    return p.taken(pos) ? 'done' : 'wait'; // a receiver claimed it meanwhile
+  }
+
+  /** Unbuffered: waits (blocking) until the message sent at `pos` is taken. */
+  awaitTakenSync(pos: number, deadline: number): void {
+    const p = this.#p;
+    const sw = p.slotWord(pos);
+    let blockedSince = 0;
+    let spun = false;
+    for (;;) {
+      const now = performance.now();
+      if (this.#handOver(pos, deadline, now, undefined) === 'done') return;
+      blockedSince = blockedSinceAfter(p, p.held(pos) ? CLAIM_BLOCKED : CLAIM_FULL, blockedSince, now);
+      const seq = Atomics.load(p.w, sw);
+      if (!spun) {
+        spun = true;
+        if (spinUntilChange(p.w, sw, seq, sw, seq, W.CLOSED, true, now, this.#sendSpin.budget(now, deadline - now), this.#sendSpin)) continue;
+      }
+      this.#counts.raise(SEND_WAITERS);
+      try {
+        const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
+        if (p.taken(pos)) return;
+        const left = p.held(pos) ? SLEEP_MS : Math.min(SLEEP_MS, deadline - performance.now());
+        if (left > 0) futexWait(p.base + W.NOT_FULL_SEQ * 4, seen, left);
+      } finally {
+        this.#counts.lower(SEND_WAITERS);
+      }
+    }
+  }
+
+  /** Unbuffered: async version of {@link Waits.awaitTakenSync}. */
+  async awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const p = this.#p;
+    let blockedSince = 0;
+    let polls = 0;
+    for (;;) {
+      const now = performance.now();
+      if (this.#handOver(pos, deadline, now, signal) === 'done') return;
+      const held = p.held(pos);
+      blockedSince = blockedSinceAfter(p, held ? CLAIM_BLOCKED : CLAIM_FULL, blockedSince, now);
+      if (polls < this.#asyncPoll) {
+        polls++;
+        await nextTurn();
+        this.#checkMapped();
+        continue;
+      }
+      this.#counts.raise(SEND_WAITERS);
+      try {
+        const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
+        if (p.taken(pos)) return;
+        const left = held ? SLEEP_MS : Math.min(SLEEP_MS, deadline - performance.now());
+        if (left > 0) await asyncWaiter.wait(p.base + W.NOT_FULL_SEQ * 4, seen, left, held ? [this.#released] : [signal, this.#released]);
+      } finally {
+        this.#counts.lower(SEND_WAITERS);
+      }
+      this.#checkMapped();
+    }
+  }
+}
