@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import * as api from '../dist/index.js';
 import { uniqueName } from './helpers.js';
 import { mappingsOf } from './fixtures/common.js';
-import { listSuiteObjects, SUITE_PREFIX, suiteChanges } from './shm-check.js';
+import { listSuiteObjects, RUN_ID, SUITE_PREFIX, suiteChanges } from './shm-check.js';
 
 const {
   SharedMemory,
@@ -57,9 +57,9 @@ class Ctx {
     this.names.push(n);
     return n;
   }
-  /** A short name, for MACOS_RULES (31 bytes at most). */
+  /** A short name, for MACOS_RULES (31 bytes at most): "/cshm-test-<run>-<8 hex>", 26 bytes. */
   shortName() {
-    const n = `/${SUITE_PREFIX}test-${randomBytes(6).toString('hex')}`;
+    const n = `/${SUITE_PREFIX}test-${RUN_ID}-${randomBytes(4).toString('hex')}`;
     this.names.push(n);
     return n;
   }

@@ -2,14 +2,15 @@
 import { randomBytes } from 'node:crypto';
 import { fork } from 'node:child_process';
 import { SharedMemory } from '../dist/index.js';
-import { SUITE_PREFIX } from './shm-check.js';
+import { RUN_ID, SUITE_PREFIX } from './shm-check.js';
 
 /**
- * A unique shared memory name for one test ("/cshm-test-<tag>-<pid>-<random>"). It has the
- * suite's prefix, so the leak check of test/run.js sees it if a test leaves it behind.
+ * A unique shared memory name for one test ("/cshm-test-<run>-<tag>-<pid>-<random>"). It
+ * has the suite's prefix and this run's id, so the leak check of test/run.js sees it if a
+ * test leaves it behind, and another run of the suite on the same machine does not.
  */
 export function uniqueName(tag = 't') {
-  return `/${SUITE_PREFIX}test-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `/${SUITE_PREFIX}test-${RUN_ID}-${tag}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 /** Runs fn(shm) on a fresh object of `size` bytes, and always unlinks and closes it. */

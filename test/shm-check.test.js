@@ -8,7 +8,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SharedMemory } from '../dist/index.js';
 import { uniqueName, within } from './helpers.js';
-import { isSuiteObject, listSuiteObjects, SHM_DIR, suiteChanges, suiteObjects } from './shm-check.js';
+import { isSuiteObject, listSuiteObjects, RUN_ID, SHM_DIR, suiteChanges, suiteObjects } from './shm-check.js';
 
 const RUN = fileURLToPath(new URL('./run.js', import.meta.url));
 const LEAK_SUITE = fileURLToPath(new URL('./fixtures/leak-suite', import.meta.url));
@@ -71,6 +71,16 @@ test('on fake listings: objects of other programs are ignored both ways, the sui
   assert.equal(suiteObjects(['b', 'cshm-z', 'cshm-a']), ['cshm-a', 'cshm-z']);
   // the suite's own names carry the prefix
   assert.ok(isSuiteObject(uniqueName('x')));
+});
+
+test("on fake listings: another run of the suite on the same machine is ignored; names without a run id count", () => {
+  const other = RUN_ID === 'abc123' ? 'def456' : 'abc123';
+  const before = [`cshm-test-${other}-cli-1-00`, `cshm-test-${RUN_ID}-cli-2-00`];
+  const after = [`cshm-test-${other}-mtx-3-00`, `cshm-test-${RUN_ID}-cli-2-00`, `cshm-test-${RUN_ID}-err-2-01`, 'cshm-example-01-4', 'cshm-anon-5-ff'];
+  assert.equal(suiteChanges(before, after), { added: ['cshm-anon-5-ff', 'cshm-example-01-4', `cshm-test-${RUN_ID}-err-2-01`], removed: [] });
+  assert.equal(suiteChanges(before, after, other), { added: ['cshm-anon-5-ff', 'cshm-example-01-4', `cshm-test-${other}-mtx-3-00`], removed: [`cshm-test-${other}-cli-1-00`] }, 'as the other run sees it');
+  assert.ok(uniqueName('t').startsWith(`/cshm-test-${RUN_ID}-t-${process.pid}-`));
+  assert.is(process.env.CSHM_TEST_RUN, RUN_ID, 'children of this process share the id');
 });
 
 test('while another process creates and removes objects: the check ignores them and catches an own leak', async () => {
