@@ -22,7 +22,7 @@ function cli(args, { input = '', env = {} } = {}) {
     input,
     encoding: 'utf8',
     timeout: 30_000,
-    env: { ...process.env, CONCURRENT_SHM_DEBUG: '', CONCURRENT_SHM_CLI_READER: '', ...env },
+    env: { ...process.env, CONCURRENT_SHM_DEBUG: '', CONCURRENT_SHM_CLI_READER: '', COLUMNS: '', ...env },
   });
   if (r.error) throw r.error;
   return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
@@ -253,7 +253,7 @@ test('ls --json: one parseable array; a channel with its kind, fill and processe
   assert.equal(other.processes, []);
 });
 
-test('ls: a table with the channel, a closed channel and a locked mutex', () => {
+test('ls --wide: every column, with the channel, a closed channel and a locked mutex', () => {
   const { name, ch } = channelObject();
   const closedOne = channelObject('cli-closed');
   closedOne.ch.close();
@@ -264,12 +264,12 @@ test('ls: a table with the channel, a closed channel and a locked mutex', () => 
   const mutex = new Mutex(Region.map(shm, 0, 64));
   mutex.lock();
   try {
-    const r = cli(['ls']);
+    const r = cli(['ls', '--wide']);
     assert.is(r.code, EXIT.OK, r.stderr);
     const lines = r.stdout.split('\n');
     assert.match(lines[0], /^NAME\s+SIZE\s+OWNER\s+MODE\s+AGE\s+KIND\s+DEPTH\s+WIDTH\s+QUEUED\s+STATE\s+PROCESSES$/);
     const row = (n) => lines.find((l) => l.startsWith(`${n} `)) ?? assert.unreachable(`${n} not in:\n${r.stdout}`);
-    assert.match(row(name), new RegExp(`512 B\\s+\\S+\\s+rw-------\\s+\\d+s\\s+Buffered\\.Fixed\\s+4\\s+32\\s+2/4\\s+open\\s+.*${process.pid} node`));
+    assert.match(row(name), new RegExp(`512 B\\s+\\S+\\s+600\\s+\\d+s\\s+Buffered\\.Fixed\\s+4\\s+32\\s+2/4\\s+open\\s+.*${process.pid} node`));
     assert.match(row(closedOne.name), /Buffered\.Fixed\s+4\s+32\s+2\/4\s+closed/);
     assert.match(row(mutexName), new RegExp(`Mutex\\s+-\\s+-\\s+-\\s+locked by ${process.pid}\\s`));
     void ch;
@@ -289,6 +289,88 @@ test('ls --offset looks for the structure elsewhere', () => {
   entry = JSON.parse(cli(['ls', '--json', '--offset', '4096']).stdout).find((e) => e.name === name);
   assert.is(entry.structure.kind, 'SingleBuffered.Empty');
   assert.is(entry.structure.offset, 4096);
+});
+
+/** Starts a child that locks the mutex at offset 0 of `name`, and kills it: a holder that died holding it. Resolves with its pid. */
+async function lockAndDie(name) {
+  const child = await startChild(`
+const shm = lib.SharedMemory.open(${JSON.stringify(name)}, 0, { mode: 'open' });
+new lib.Mutex(lib.Region.map(shm, 0, 64)).lock();
+console.log('ready');
+setInterval(() => {}, 1000);`);
+  child.kill('SIGKILL');
+  await within(10_000, new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve))), 'child exit');
+  return child.pid;
+}
+
+test('ls fits 80 columns (or COLUMNS): columns left out, then long names shortened, with a note; --wide keeps all', async () => {
+  const { name: longName } = channelObject('cli-a-rather-long-name-to-see-it-shortened');
+  const variable = track(uniqueName('cli-var'));
+  const vshm = SharedMemory.open(variable, 0o600, { mode: 'excl' });
+  handles.push(vshm);
+  new Channel.SingleBuffered.Variable(vshm, { capacity: 200 }); // the longest kind
+  const mutexName = track(uniqueName('cli-mtx'));
+  const mshm = SharedMemory.open(mutexName, 0o600, { mode: 'excl' });
+  handles.push(mshm);
+  mshm.size = 64;
+  const dead = await lockAndDie(mutexName); // the longest state
+  const width = (out) => Math.max(...out.split('\n').map((l) => l.length));
+
+  let r = cli(['ls']);
+  assert.is(r.code, EXIT.OK, r.stderr);
+  assert.ok(width(r.stdout) <= 80, `at most 80 columns, got ${width(r.stdout)}:\n${r.stdout}`);
+  let lines = r.stdout.split('\n');
+  assert.match(lines[0], /^NAME\s+KIND\s+STATE\s+PROCESSES$/, 'the columns that always stay');
+  assert.ok(lines.some((l) => new RegExp(`Mutex\\s+locked by ${dead} \\(dead\\)`).test(l)), r.stdout);
+  const cut = lines.map((l) => l.split(' ')[0]).find((n) => n.includes('…') && n.endsWith(longName.slice(-8)));
+  assert.ok(cut, `the long name is shortened in the middle, its end (pid and random part) kept:\n${r.stdout}`);
+  assert.ok(cut.length < longName.length && longName.startsWith(cut.slice(0, cut.indexOf('…'))), cut);
+  assert.match(r.stderr, /^note: long names are shortened with '…' to fit 80 columns; --wide or --json shows them whole$/m);
+
+  r = cli(['ls'], { env: { COLUMNS: '400' } });
+  assert.is(r.code, EXIT.OK, r.stderr);
+  assert.match(r.stdout.split('\n')[0], /^NAME\s+SIZE\s+OWNER\s+MODE\s+AGE\s+KIND\s+DEPTH\s+WIDTH\s+QUEUED\s+STATE\s+PROCESSES$/);
+  assert.ok(r.stdout.includes(`${longName} `), 'names whole when there is room');
+  assert.not.match(r.stderr, /shortened/);
+
+  r = cli(['ls', '--wide']);
+  assert.ok(r.stdout.includes(`${longName} `));
+  assert.match(r.stdout.split('\n')[0], /DEPTH\s+WIDTH\s+QUEUED/);
+  assert.not.match(r.stderr, /shortened/);
+});
+
+test('ls says nothing about processes it could not inspect unless it matters: as root, never', async () => {
+  const { name } = channelObject();
+  const r = cli(['ls']);
+  assert.is(r.code, EXIT.OK, r.stderr);
+  if (process.getuid?.() === 0) assert.not.match(r.stderr, /could not be inspected/);
+  void name;
+
+  // The rule, on reports: only objects of this library that show no process and that
+  // other users may open (their own, or mode bits 077) can be in use unseen.
+  const { unreadableNote } = await import('../dist/cli/commands/ls.js');
+  const me = process.getuid?.() ?? 0;
+  const report = (n, { uid = me, mode = '600', structure = {}, processes = [] } = {}) => ({ name: n, uid, mode, structure, processes });
+  const scan = { byInode: new Map(), unreadable: [1] };
+  assert.is(unreadableNote([report('/mine')], { ...scan, unreadable: [] }), null, 'every process was read');
+  assert.is(unreadableNote([report('/mine'), report('/used', { mode: '666', processes: [{ pid: 5 }] }), report('/plain', { mode: '666', structure: null })], scan), null, 'nothing another user could have open unseen');
+  assert.is(
+    unreadableNote([report('/mine'), report('/open', { mode: '660' }), report('/theirs', { uid: me + 1 })], scan),
+    '/open, /theirs show no processes, but other users may open them, and process 1 could not be inspected (permission denied; root sees all)',
+  );
+  assert.match(unreadableNote(['/a', '/b', '/c', '/d'].map((n) => report(n, { mode: '644' })), { ...scan, unreadable: [1, 2, 3, 4, 5, 6] }), /^4 objects show no processes, .* and 6 processes could not be inspected/);
+});
+
+test('ls as another user (run as root): one note when a shared object of this library may be used unseen', async () => {
+  if (process.getuid?.() !== 0) return console.log('  (skipped: needs root to run the command as nobody)');
+  const { shm } = channelObject(); // mapped by this (root) process, which nobody cannot inspect
+  const { fchmodSync } = await import('node:fs');
+  fchmodSync(shm.fd, 0o644); // readable by others: one of their processes could use it
+  const r = spawnSync(process.execPath, [CLI, 'ls'], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 30_000, env: { ...process.env, COLUMNS: '' } });
+  assert.is(r.status, EXIT.OK, r.stderr);
+  const notes = r.stderr.split('\n').filter((l) => l.includes('could not be inspected'));
+  assert.is(notes.length, 1, `one note:\n${r.stderr}`);
+  assert.match(notes[0], /^note: .* shows? no processes, but other users may open (it|them), and .* could not be inspected \(permission denied; root sees all\)$/);
 });
 
 test('ls and inspect never modify what they read', () => {
@@ -343,7 +425,7 @@ test('inspect --json: the same report as ls --json, for one object', () => {
   assert.is(report.structure.queued, 2);
 });
 
-test('inspect: a mutex, its holder and whether the holder is alive', async () => {
+test('inspect: a mutex tells one story: free, locked by a live or a dead holder, and deaths counted at takeover', async () => {
   const name = track(uniqueName('cli-mtx'));
   const shm = SharedMemory.open(name, 0o600, { mode: 'excl' });
   handles.push(shm);
@@ -353,28 +435,36 @@ test('inspect: a mutex, its holder and whether the holder is alive', async () =>
   assert.is(r.code, EXIT.OK, r.stderr);
   assert.match(r.stdout, /^structure\s+Mutex at offset 0, 64 bytes$/m);
   assert.match(r.stdout, /^state\s+free$/m);
-  assert.match(r.stdout, /^holder\s+none$/m);
+  assert.match(r.stdout, /^waiting\s+0 for the lock$/m);
+  assert.match(r.stdout, /^deaths\s+0 \(holders that died holding it, counted at takeover\)$/m);
   mutex.lock();
   r = cli(['inspect', name]);
   mutex.unlock();
-  assert.match(r.stdout, new RegExp(`^state\\s+locked by ${process.pid}$`, 'm'));
-  assert.match(r.stdout, new RegExp(`^holder\\s+${process.pid} \\(alive\\)$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^state\\s+locked by ${process.pid} \\(alive\\)$`, 'm'));
+  assert.not.match(r.stdout, /^holder/m, 'the holder is told once, in the state');
 
-  // A holder that died holding it.
-  const child = await startChild(`
-const shm = lib.SharedMemory.open(${JSON.stringify(name)}, 0, { mode: 'open' });
-new lib.Mutex(lib.Region.map(shm, 0, 64)).lock();
-console.log('ready');
-setInterval(() => {}, 1000);`);
-  const dead = child.pid;
-  child.kill('SIGKILL');
-  await within(10_000, new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve() : child.once('exit', resolve))), 'child exit');
+  // A holder that died holding it: it still holds the lock, and its death is counted
+  // when the next locker takes over.
+  const dead = await lockAndDie(name);
   r = cli(['inspect', name, '--json']);
   const s = JSON.parse(r.stdout).structure;
   assert.is(s.type, 'mutex');
   assert.is(s.lockHolder, dead);
   assert.is(s.lockHolderAlive, false);
-  assert.match(cli(['inspect', name]).stdout, new RegExp(`^holder\\s+${dead} \\(gone\\)$`, 'm'));
+  assert.is(s.deaths, 0);
+  r = cli(['inspect', name]);
+  assert.match(r.stdout, new RegExp(`^state\\s+locked by ${dead} \\(dead; the next locker takes it over\\)$`, 'm'));
+  assert.match(r.stdout, new RegExp(`^deaths\\s+0, not yet counting ${dead} \\(a death is counted at takeover\\)$`, 'm'));
+  for (const line of r.stdout.split('\n').filter((l) => /^(state|waiting|deaths) /.test(l))) assert.ok(line.length <= 80, `fits 80 columns: ${line}`);
+  assert.not.match(r.stdout, /gone/);
+  const ls = cli(['ls', '--wide']).stdout.split('\n').find((l) => l.startsWith(`${name} `));
+  assert.match(ls, new RegExp(`Mutex\\s.*\\slocked by ${dead} \\(dead\\)`));
+
+  assert.throws(() => mutex.lock(), (err) => err.code === 'ERR_SHM_OWNER_DEAD');
+  mutex.unlock();
+  r = cli(['inspect', name]);
+  assert.match(r.stdout, /^state\s+free$/m);
+  assert.match(r.stdout, /^deaths\s+1 \(holders that died holding it, counted at takeover\)$/m);
 });
 
 test("inspect of an object that is not the library's: exit code 3 and one clear line", () => {

@@ -143,6 +143,11 @@ function build(name: string, dir: string | null, st: Stats, p: Probe, scan: Usag
   };
 }
 
+/** Whether users other than this one may open the object: it is theirs, or open to group or others (mode bits `077`). */
+export function sharedWithOthers(r: ObjectReport): boolean {
+  return (parseInt(r.mode, 8) & 0o077) !== 0 || r.uid !== process.getuid?.();
+}
+
 /**
  * Whether an object counts as stale for `rm --stale`: it holds a structure of this
  * library, and no live process maps it or holds it open. When some processes could not
@@ -152,8 +157,7 @@ export function staleness(r: ObjectReport, scan: UsageScan | null): { stale: boo
   if (r.structure === null) return { stale: false, why: `not a structure of this library (${r.note})` };
   if (r.processes === null || scan === null) return { stale: false, why: 'this OS does not tell which processes use it' };
   if (r.processes.length > 0) return { stale: false, why: `in use by ${r.processes.map((u) => u.pid).join(', ')}` };
-  const sharedWithOthers = (parseInt(r.mode, 8) & 0o077) !== 0 || r.uid !== process.getuid?.();
-  if (scan.unreadable.length > 0 && sharedWithOthers) {
+  if (scan.unreadable.length > 0 && sharedWithOthers(r)) {
     return { stale: false, why: `${describeUnreadable(scan.unreadable)} could not be inspected, and other users may have it open` };
   }
   return { stale: true, why: 'no live process maps it or holds it open' };

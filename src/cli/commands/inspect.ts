@@ -11,6 +11,7 @@ import { formatAge, formatBytes } from '../format.js';
 import { toShmName } from '../names.js';
 import { namespaceDir, reportObject, type ObjectReport } from '../objects.js';
 import { formatUses, scanUsage } from '../processes.js';
+import type { Structure } from '../probe.js';
 import { stateOf } from './ls.js';
 
 const help = `usage: concurrent-shm inspect NAME [--offset N] [--watch] [--interval MS] [--json]
@@ -19,8 +20,10 @@ Shows the header and counters of the channel or mutex of concurrent-shm at offse
 (or N) of shared memory object NAME ('/jobs' or 'jobs').
   channel: kind, depth, width, messages sent, received and queued, whether it is
            closed, processes waiting to send or to receive, slots being written or
-           read right now and by which process (alive or not)
-  mutex:   the holder and whether it is alive, processes waiting, holders that died
+           read right now and by which process (alive or dead)
+  mutex:   free or locked, by which process and whether it is alive; processes
+           waiting; holders that died holding it (counted when the next locker
+           takes over: until then a dead holder still holds it)
   both:    the process that initialised it, the processes that map the object
 
 The object is only read, never changed. An object that holds no structure of this
@@ -144,8 +147,34 @@ function rateOf(r: ObjectReport, prev: { sent: number; received: number; at: num
   return { sent: ((s.sent - prev.sent) >>> 0) / secs, received: ((s.received - prev.received) >>> 0) / secs };
 }
 
+/** "123 (alive)" / "123 (dead)": the library's own check (dead only when provably gone; a zombie is dead). */
 function alive(pid: number, isAlive: boolean | null | undefined): string {
-  return `${pid} (${isAlive ? 'alive' : 'gone'})`;
+  return `${pid} (${isAlive ? 'alive' : 'dead'})`;
+}
+
+/**
+ * A mutex's state and deaths, told as one story: a holder that died still holds the lock
+ * until the next locker takes it over (its lock() throws OwnerDeadError, and it holds the
+ * mutex); only then is the death counted.
+ */
+function mutexLines(s: Structure): [string, string][] {
+  const holder = s.lockHolder ?? 0;
+  if (holder === 0) {
+    return [
+      ['state', 'free'],
+      ['deaths', `${s.deaths} (holders that died holding it, counted at takeover)`],
+    ];
+  }
+  if (s.lockHolderAlive) {
+    return [
+      ['state', `locked by ${alive(holder, true)}`],
+      ['deaths', `${s.deaths} (holders that died holding it, counted at takeover)`],
+    ];
+  }
+  return [
+    ['state', `locked by ${holder} (dead; the next locker takes it over)`],
+    ['deaths', `${s.deaths}, not yet counting ${holder} (a death is counted at takeover)`],
+  ];
 }
 
 /** The text block of one report. */
@@ -154,7 +183,14 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
   const lines: [string, string][] = [];
   lines.push(['object', `${r.name}, ${formatBytes(r.size)} (${r.size} bytes), owner ${r.owner}, ${r.permissions}, age ${formatAge(r.ageMs)}`]);
   lines.push(['structure', `${s.description} at offset ${s.offset}, ${s.byteLength} bytes`]);
-  lines.push(['state', stateOf(s)]);
+  if (s.type === 'mutex' && s.ready) {
+    const [state, deaths] = mutexLines(s);
+    lines.push(state!);
+    lines.push(['waiting', `${s.waiting!.lock} for the lock`]);
+    lines.push(deaths!);
+  } else {
+    lines.push(['state', stateOf(s)]);
+  }
   if (s.type === 'channel') {
     const rate = (n: number | undefined): string => (rates === null || n === undefined ? '' : ` (${Math.round(n)}/s)`);
     lines.push(['depth', String(s.depth)]);
@@ -167,10 +203,6 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
       const busy = s.busy!.map((b) => `slot ${b.slot} ${b.phase} by ${alive(b.pid, b.alive)}`);
       lines.push(['in progress', busy.length === 0 ? 'none' : busy.join(', ')]);
     }
-  } else if (s.ready) {
-    lines.push(['holder', s.lockHolder ? alive(s.lockHolder, s.lockHolderAlive) : 'none']);
-    lines.push(['waiting', `${s.waiting!.lock} for the lock`]);
-    lines.push(['deaths', `${s.deaths} (holders that died holding it)`]);
   }
   lines.push(['initialised by', s.initPid ? alive(s.initPid, s.initPidAlive) : 'unknown']);
   lines.push(['processes', r.processes === null ? 'unknown on this OS' : r.processes.length === 0 ? 'none' : formatUses(r.processes)]);
