@@ -42,6 +42,7 @@ export const CHANNEL_STEPS = [
   'channel.recv.freed-seq', // seq freed for the next lap; owner still READING
   'channel.recv.freed', // owner released; senders not woken yet
   'channel.skip.seq', // a position given up (closed send, retraction): seq moved on, owner held
+  'channel.retract.begin', // an Unbuffered sender decided to take its message back (deadline, close, abort)
   'channel.retract.cas', // an Unbuffered sender took its FULL slot back, not yet verified
   'channel.retract.seq', // its seq is free again for its position; tail not moved back yet
   'channel.retract.tail', // tail moved back; owner still held
@@ -310,6 +311,7 @@ export class SlotProtocol {
     const w = this.w;
     const sw = this.slotWord(pos);
     const free = this.freeSeq(pos);
+    step('channel.retract.begin');
     if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, this.writing) !== OWNER_FULL) return false;
     step('channel.retract.cas');
     if (Atomics.load(w, sw + SLOT_SEQ) !== free + 1) {
