@@ -11,7 +11,8 @@
 // - bounded waits: after a kill, the others go on within the liveness bound plus a check.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, TimeoutError } from '../dist/index.js';
+import { TimeoutError } from '../dist/index.js';
+import { CHANNEL_AT, KINDS, msg, tagOf } from './fixtures/step-kinds.js';
 import { CHANNEL_STEPS } from '../dist/channel/slot-protocol.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 import { harness, settle } from './fixtures/channel-harness.js';
@@ -19,28 +20,13 @@ import { Region } from '../dist/index.js';
 
 const h = harness(test, 'cstep');
 const GATE_AT = 0;
-const CHANNEL_AT = 4096;
 
-export const KINDS = [
-  { name: 'Unbuffered.Variable', make: (shm) => new Channel.Unbuffered.Variable(shm, { capacity: 64, offset: CHANNEL_AT }), rendezvous: true },
-  { name: 'SingleBuffered.Fixed', make: (shm) => new Channel.SingleBuffered.Fixed(shm, { width: 48, offset: CHANNEL_AT }) },
-  { name: 'Buffered.Variable', make: (shm) => new Channel.Buffered.Variable(shm, { depth: 3, capacity: 100, offset: CHANNEL_AT }) },
-];
 const SEND_STEPS = CHANNEL_STEPS.filter((s) => s.startsWith('channel.send.'));
 const RECV_STEPS = CHANNEL_STEPS.filter((s) => s.startsWith('channel.recv.'));
 // Steps after which a killed sender's message is complete and must be delivered.
 const SENDER_PUBLISHED = new Set(['channel.send.published-seq', 'channel.send.published']);
 // Steps before which a killed receiver had not moved head: its message goes to another.
 const RECEIVER_UNCLAIMED = new Set(['channel.recv.cas', 'channel.recv.claimed']);
-
-/** A self-checking message: its tag, then the tag's letters repeated to 40 bytes. */
-export const msg = (tag) => `${tag}:${tag.repeat(40).slice(0, 40)}`;
-const tagOf = (m) => {
-  const text = m.replace(/\0+$/, '');
-  const tag = text.split(':')[0];
-  if (text !== msg(tag)) throw new Error(`a torn or foreign message: ${JSON.stringify(text)}`);
-  return tag;
-};
 
 /** Receives (async) until a receive times out; returns the tags, in order. */
 async function drain(ch, idleMs) {
