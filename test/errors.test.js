@@ -524,7 +524,7 @@ const CHANNEL_AND_MUTEX_ROWS = [
   {
     title: 'sendSync on a closed channel',
     Class: ClosedWriteError,
-    message: /^Write to closed channel$/,
+    message: /^Write to closed channel \(the SingleBuffered.Variable channel at offset 0 of shared memory '\/cshm-/,
     act(ctx) {
       const { shm, ch, stats } = channel(ctx);
       ch.close();
@@ -535,7 +535,7 @@ const CHANNEL_AND_MUTEX_ROWS = [
   {
     title: 'recvSync on a closed, empty channel',
     Class: ChannelClosedError,
-    message: /^Channel is closed and empty$/,
+    message: /^Channel is closed and empty \(the SingleBuffered.Variable channel at offset 0 of shared memory '\/cshm-/,
     act(ctx) {
       const { shm, ch, stats } = channel(ctx);
       ch.close();
