@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // IPC benchmark: round-trip latency and one-way throughput of message passing between
-// two processes, for every transport listed in bench/lib/transports.js.
+// two processes, for every transport listed in bench/lib/transports.js, next to the
+// floor (a bare flag in shared memory) and process.send, idle or with --load N busy loops.
 //
-//   node bench/ipc.js [--quick] [--json FILE] [--svg FILE] [--only id,id] [--baseline id]
+//   node bench/ipc.js [--quick] [--load N] [--json FILE] [--svg FILE] [--only id,id] [--baseline id]
 //
 // Programmatic use: `import { runBenchmark } from './bench/ipc.js'`.
 
@@ -18,10 +19,12 @@ import { createProgress } from './lib/progress.js';
 import { startWatchdog, stopWatchdog } from './lib/watchdog.js';
 import { cleanupAll, setPeerCpuList } from './lib/transport.js';
 import { pinPlan, getAffinity, pinProcess } from './lib/affinity.js';
+import { parseLoad, startLoad, stopLoad } from './lib/load.js';
 
 export { formatReport, printReport, writeJson, toJson } from './lib/report.js';
 export { renderSvg, writeSvg } from './lib/svg.js';
 export { createProgress } from './lib/progress.js';
+export { TRANSPORT_FILES } from './lib/transports.js';
 
 /**
  * @typedef {object} BenchmarkRun
@@ -33,6 +36,7 @@ export { createProgress } from './lib/progress.js';
  * @property {number[]} sizes
  * @property {number} durationMs
  * @property {'same' | 'split' | null} pin  CPU pinning used (null: unpinned)
+ * @property {number} load  busy loops that ran during the measurement (--load)
  */
 
 /**
@@ -45,12 +49,14 @@ export { createProgress } from './lib/progress.js';
  * @param {number[]} [options.sizes]       throughput message sizes (default 64 B, 4 KiB, 64 KiB, 1 MiB)
  * @param {number} [options.timeoutMs]     watchdog timeout per measurement (default 60 s)
  * @param {'same' | 'split'} [options.pin] pin this process and the peers to CPUs (Linux, taskset); default unpinned
+ * @param {number} [options.load]          busy loops (separate processes) to run during the measurement; default 0
  * @returns {Promise<BenchmarkRun>}
  */
 export async function runBenchmark(options = {}) {
   const quick = !!options.quick;
   const sizes = options.sizes ?? SIZES;
   const onProgress = options.onProgress ?? (() => {});
+  const load = parseLoad(options.load);
   const only = typeof options.only === 'string'
     ? options.only.split(',').map((s) => s.trim()).filter(Boolean)
     : options.only;
@@ -80,6 +86,8 @@ export async function runBenchmark(options = {}) {
       restoreAffinity = () => pinProcess(process.pid, original);
       setPeerCpuList(plan.peer);
     }
+    // After pinning: the busy loops are not pinned, the scheduler places them.
+    if (load > 0) await startLoad(load);
     for (const [i, transport] of transports.entries()) {
       let step = i * stepsPer;
       const result = await measureTransport(transport, {
@@ -97,6 +105,7 @@ export async function runBenchmark(options = {}) {
       results.push(result);
     }
   } finally {
+    await stopLoad();
     stopWatchdog();
     cleanupAll();
     setPeerCpuList(null);
@@ -114,21 +123,27 @@ export async function runBenchmark(options = {}) {
     sizes: [...sizes],
     durationMs: Date.now() - started,
     pin: plan ? plan.mode : null,
+    load,
   };
 }
 
 const USAGE = `usage: node bench/ipc.js [options]
 
 Measures inter-process message passing: 64 B round-trip latency and one-way
-throughput at 64 B, 4 KiB, 64 KiB and 1 MiB, for every transport.
+throughput at 64 B, 4 KiB, 64 KiB and 1 MiB, for every transport. Every round
+trip is also given as a multiple of the floor (bare-flag: a flag ping-ponged in
+shared memory) and against process.send (json), from the same run.
 
 options:
   --quick             short measurements (~0.1 s each instead of ~0.4 s)
+  --load N            run N busy loops (separate node processes) during the
+                      measurement: what a user sees on a host whose cores are busy
   --json FILE         write results and machine info as JSON
   --svg FILE          write a chart (SVG)
-  --only ID,ID        run only these transports
-  --baseline ID       transport the ratios are relative to
-                      (default: first channel transport, else process-send-json)
+  --only ID,ID        run only these transports (ids: --list; keep bare-flag and
+                      process-send-json for the ratios)
+  --baseline ID       transport the throughput ratios are relative to
+                      (default: process-send-json)
   --timeout SECONDS   watchdog timeout per measurement (default 60)
   --pin same|split    pin to CPUs (Linux, taskset): everything on CPU 0, or
                       this process on CPU 0 and the peers on CPU 1 (default: unpinned)
@@ -151,6 +166,7 @@ export async function main(argv) {
         baseline: { type: 'string' },
         timeout: { type: 'string' },
         pin: { type: 'string' },
+        load: { type: 'string' },
         from: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -179,8 +195,16 @@ export async function main(argv) {
     return 2;
   }
 
+  let load;
+  try {
+    load = parseLoad(args.load);
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+
   const onSignal = (signal) => {
-    cleanupAll();
+    cleanupAll(); // the busy loops of --load are killed by the exit hook of lib/load.js
     process.stderr.write(`\ninterrupted (${signal})\n`);
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
@@ -211,6 +235,7 @@ export async function main(argv) {
       baseline: args.baseline,
       timeoutMs,
       pin: args.pin,
+      load,
       onProgress: progress.update,
     });
   } catch (err) {

@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Channel, Mutex, Region, SharedMemory } from '../dist/index.js';
 import { uniqueName, within } from './helpers.js';
@@ -629,14 +629,69 @@ test('rm --stale keeps an object this process holds open without mapping it', ()
 
 // ---- bench, demo -----------------------------------------------------------------
 
-test('bench --help (a run is too slow for the suite); an unknown transport is a usage error', () => {
+test('bench --help lists every transport id; an unknown transport or a bad --load is a usage error of bench', async () => {
+  const { TRANSPORT_FILES } = await import('../bench/lib/transports.js');
   const r = cli(['bench', '--help']);
   assert.is(r.code, EXIT.OK);
   assert.match(r.stdout, /--quick/);
   assert.match(r.stdout, /--svg FILE/);
+  assert.match(r.stdout, /--load N/);
+  for (const file of TRANSPORT_FILES) {
+    const id = file.replace(/\.js$/, '');
+    assert.match(r.stdout, new RegExp(`^ +${id} `, 'm'), `--help lists ${id}`);
+  }
   const bad = cli(['bench', '--only', 'no-such-transport']);
   assert.is(bad.code, EXIT.USAGE);
-  oneErrorLine(bad, /unknown transport id\(s\): no-such-transport/);
+  oneErrorLine(bad, /^concurrent-shm bench: unknown transport id\(s\): no-such-transport \(known: bare-flag, /);
+  for (const load of ['x', '1.5', '1000']) {
+    const r2 = cli(['bench', '--load', load, '--only', 'bare-flag']);
+    assert.is(r2.code, EXIT.USAGE, `--load ${load}`);
+    oneErrorLine(r2, /^concurrent-shm bench: --load must be/);
+  }
+});
+
+/** Pids of the busy loops of `bench --load` started by process `parent`. */
+function loadLoops(parent) {
+  const pids = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv;
+    try {
+      argv = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const at = argv.indexOf('concurrent-shm-bench-load');
+    if (at >= 0 && argv[at + 1] === String(parent)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+test('bench --load 1 measures the floor under load and stops the busy loop after the run', () => {
+  if (process.platform !== 'linux') return console.log('  (skipped: needs /proc)');
+  const child = spawnSync(process.execPath, [CLI, 'bench', '--quick', '--only', 'bare-flag', '--load', '1'], { encoding: 'utf8', timeout: 60_000 });
+  assert.is(child.status, EXIT.OK, child.stderr);
+  assert.match(child.stdout, /^IPC benchmark \(--quick, --load 1\)/);
+  assert.match(child.stdout, /^load: 1 busy loop /m);
+  assert.match(child.stdout, /^bare flag \(floor\) +\d.* floor /m);
+  assert.match(child.stdout, /ratios need process-send-json in the same run/);
+  assert.equal(loadLoops(child.pid), [], 'no busy loop left');
+});
+
+test('bench --load: the busy loops end when the command is killed', async () => {
+  if (process.platform !== 'linux') return console.log('  (skipped: needs /proc)');
+  const child = spawn(process.execPath, [CLI, 'bench', '--quick', '--only', 'bare-flag,process-send-json', '--load', '2'], { stdio: 'ignore' });
+  children.push(child);
+  const poll = async (done, what) => {
+    await within(15_000, (async () => {
+      while (!done()) await new Promise((r) => setTimeout(r, 20));
+    })(), what);
+  };
+  await poll(() => loadLoops(child.pid).length === 2, 'two busy loops running');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+  await poll(() => loadLoops(child.pid).length === 0, 'the busy loops ending after their parent was killed');
 });
 
 test('demo runs the producer/consumer example with the lines on stdin', () => {

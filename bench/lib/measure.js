@@ -26,8 +26,8 @@ const MAX_MESSAGES = 20_000_000;
 /**
  * @typedef {object} RoundTripResult
  * @property {number} median      median over batches of the mean ns per round trip
- * @property {number} [p99]       99th percentile of single round trips over all batches (ns), if the transport records samples
- * @property {number} [p50]       median of single round trips (ns), if recorded
+ * @property {number} [p99]       99th percentile of single round trips of one extra batch timed per round trip (ns), if the transport records samples
+ * @property {number} [p50]       median of single round trips of that batch (ns), if recorded
  * @property {number} iterations  round trips per batch
  * @property {number[]} batchMeans  mean ns per round trip of each batch
  */
@@ -45,7 +45,7 @@ const MAX_MESSAGES = 20_000_000;
  * @typedef {object} TransportResult
  * @property {string} id
  * @property {string} name
- * @property {'channel' | 'alternative'} kind
+ * @property {'channel' | 'reference' | 'alternative'} kind
  * @property {RoundTripResult | null} roundTripNs
  * @property {ThroughputResult[]} throughput
  * @property {string | null} error  first error (the transport's remaining steps are skipped)
@@ -81,15 +81,20 @@ async function calibrate(run, initial, minNs, max) {
 async function measureRoundTrip(session, plan) {
   const perOp = await calibrate((n) => session.roundTrip(n), 20, plan.warmupNs, MAX_ROUND_TRIPS);
   const iterations = Math.max(20, Math.min(MAX_ROUND_TRIPS, Math.round(plan.batchNs / perOp)));
-  const samples = new Float64Array(iterations * plan.batches).fill(NaN);
+  // The batches that give the median are timed as a whole: a clock read per round trip
+  // (performance.now() costs ~60 ns here) would add itself to every figure, and weigh
+  // most on the fastest rows. One more batch times each round trip, for p50 and p99.
   const batchMeans = [];
   for (let b = 0; b < plan.batches; b++) {
-    const ns = await session.roundTrip(iterations, samples.subarray(b * iterations, (b + 1) * iterations));
+    const ns = await session.roundTrip(iterations);
     if (!(ns > 0)) throw new Error(`roundTrip returned ${ns}`);
     batchMeans.push(ns / iterations);
   }
   /** @type {RoundTripResult} */
   const result = { median: median(batchMeans), iterations, batchMeans };
+  const samples = new Float64Array(iterations).fill(NaN);
+  const ns = await session.roundTrip(iterations, samples);
+  if (!(ns > 0)) throw new Error(`roundTrip returned ${ns}`);
   if (!samples.some(Number.isNaN)) {
     samples.sort();
     result.p50 = percentileSorted(samples, 50);
@@ -98,8 +103,13 @@ async function measureRoundTrip(session, plan) {
   return result;
 }
 
-async function measureThroughput(session, size, plan) {
-  const initial = Math.max(4, Math.ceil((256 << 10) / size));
+async function measureThroughput(session, size, plan, roundTripNs) {
+  // The first run sends 256 KiB, or fewer messages when a round trip is slow (a spinning
+  // transport on a busy machine can take milliseconds per hand-over): a message cannot
+  // cost much less than a round trip on a one-slot transport, so this keeps the first run
+  // near the warm-up time instead of letting it run into the watchdog.
+  const bySlowness = roundTripNs > 0 ? Math.ceil(plan.warmupNs / roundTripNs) : Infinity;
+  const initial = Math.max(4, Math.min(Math.ceil((256 << 10) / size), bySlowness));
   const perMsg = await calibrate((n) => session.throughput(size, n), initial, plan.warmupNs, MAX_MESSAGES);
   const count = Math.max(4, Math.min(MAX_MESSAGES, Math.round(plan.batchNs / perMsg)));
   const batchBytesPerSec = [];
@@ -163,7 +173,7 @@ export async function measureTransport(transport, options = {}) {
     for (const size of sizes) {
       onStep({ label: steps[stepIndex++] });
       label = `${transport.name}: throughput ${formatSize(size)}`;
-      result.throughput.push(await guard(label, timeoutMs, () => measureThroughput(session, size, plan.throughput), kill));
+      result.throughput.push(await guard(label, timeoutMs, () => measureThroughput(session, size, plan.throughput, result.roundTripNs?.median), kill));
     }
 
     label = `${transport.name}: close`;

@@ -51,22 +51,29 @@ export function machineSummary(m) {
   return parts.join(' · ');
 }
 
-/** " (--quick, --pin split)" or "" */
+/** " (--quick, --pin split, --load 2)" or "" */
 export function runFlags(run) {
   const flags = [];
   if (run.quick) flags.push('--quick');
   if (run.pin) flags.push(`--pin ${run.pin}`);
+  if (run.load) flags.push(`--load ${run.load}`);
   return flags.length ? ` (${flags.join(', ')})` : '';
 }
 
+/** Id of the floor row (bench/transports/bare-flag.js). */
+export const FLOOR_ID = 'bare-flag';
+/** Id of the alternative every row is also compared with. */
+export const REFERENCE_ID = 'process-send-json';
+
 /**
- * The baseline transport id: `requested` if it has results, else the first channel
- * transport without error, else process-send-json, else the first transport with results.
+ * The baseline transport id of the throughput ratios (and the chart's bold row):
+ * `requested` if it has results, else process-send-json, else the first channel transport,
+ * else the first transport with results.
  */
 export function chooseBaseline(results, requested) {
   const ok = results.filter((r) => !r.error || r.roundTripNs);
   if (requested && ok.some((r) => r.id === requested)) return requested;
-  return (ok.find((r) => r.kind === 'channel') ?? ok.find((r) => r.id === 'process-send-json') ?? ok[0])?.id ?? null;
+  return (ok.find((r) => r.id === REFERENCE_ID) ?? ok.find((r) => r.kind === 'channel') ?? ok[0])?.id ?? null;
 }
 
 /** "27.1 µs" */
@@ -118,10 +125,30 @@ function renderTable(header, rows, align) {
   return [fmt(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n');
 }
 
+/** "6.4×": how many times the floor's round trip. */
+export function formatTimes(x) {
+  if (!Number.isFinite(x) || x <= 0) return '–';
+  return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x >= 1 ? x.toFixed(2) : +x.toPrecision(2)}×`;
+}
+
 /**
- * The plain-text report: one row per transport with round trip (median, p99) and GB/s per
- * size, a round-trip ratio column against the baseline, then a table of throughput ratios.
- * @param {{ results: import('./measure.js').TransportResult[], machine: object, quick?: boolean }} run
+ * Round-trip ratios of one row: to the floor (this ÷ floor, "6.4×") and to process.send
+ * (json) (process.send ÷ this, "x 35 faster"), NaN where the reference is not in the run.
+ * @param {import('./measure.js').TransportResult} r
+ * @param {import('./measure.js').TransportResult[]} results
+ */
+export function roundTripRatios(r, results) {
+  const rt = r.roundTripNs?.median ?? NaN;
+  const floor = results.find((x) => x.id === FLOOR_ID)?.roundTripNs?.median ?? NaN;
+  const ref = results.find((x) => x.id === REFERENCE_ID)?.roundTripNs?.median ?? NaN;
+  return { toFloor: rt / floor, toProcessSend: ref / rt };
+}
+
+/**
+ * The plain-text report: the round trip of every transport (median, p99) with its ratio
+ * to the floor and to process.send (json), then one-way throughput in GB/s, then
+ * throughput relative to the baseline (process.send (json) unless --baseline says otherwise).
+ * @param {{ results: import('./measure.js').TransportResult[], machine: object, quick?: boolean, load?: number }} run
  * @param {{ baseline?: string }} [options]
  */
 export function formatReport(run, options = {}) {
@@ -129,24 +156,51 @@ export function formatReport(run, options = {}) {
   const sizes = [...new Set(results.flatMap((r) => r.throughput.map((t) => t.size)))].sort((a, b) => a - b);
   const baselineId = chooseBaseline(results, options.baseline ?? run.baseline);
   const base = results.find((r) => r.id === baselineId);
+  const hasFloor = results.some((r) => r.id === FLOOR_ID && r.roundTripNs);
+  const hasRef = results.some((r) => r.id === REFERENCE_ID && r.roundTripNs);
   const lines = [];
 
   lines.push(`IPC benchmark${runFlags(run)} — ${machineSummary(run.machine)}`);
+  if (run.load) {
+    lines.push(`load: ${run.load} busy loop${run.load === 1 ? '' : 's'} (separate node processes) ran during every measurement, on ${run.machine.cores} CPUs`);
+  } else {
+    lines.push('load: none started (the machine may still be busy with other work)');
+  }
   lines.push('');
 
-  const header = ['transport', 'round trip', 'p99', ...sizes.map((s) => `${formatSize(s)} GB/s`), `round trip vs ${baselineId ?? '–'}`];
+  lines.push(`Round trip, ${run.roundTripSize ?? 64} B message:`);
+  // A third ratio column only for a baseline asked for by name (--baseline).
+  const extra = options.baseline && baselineId === options.baseline && baselineId !== REFERENCE_ID ? base : null;
+  const header = ['transport', 'round trip', 'p99', '× floor', 'vs process.send (json)', ...(extra ? [`vs ${extra.id}`] : [])];
   const rows = results.map((r) => {
-    const rt = r.roundTripNs?.median ?? NaN;
-    const ratio = r.id === baselineId ? 'baseline' : formatRatio((base?.roundTripNs?.median ?? NaN) / rt);
+    const { toFloor, toProcessSend } = roundTripRatios(r, results);
+    const ok = !!r.roundTripNs;
     return [
       r.name,
-      formatNs(rt),
+      formatNs(r.roundTripNs?.median ?? NaN),
       formatNs(r.roundTripNs?.p99 ?? NaN),
-      ...sizes.map((s) => formatGBps(throughputAt(r, s))),
-      r.roundTripNs ? ratio : '–',
+      !ok ? '–' : r.id === FLOOR_ID ? 'floor' : formatTimes(toFloor),
+      !ok ? '–' : r.id === REFERENCE_ID ? 'reference' : formatRatio(toProcessSend),
+      ...(extra ? [!ok ? '–' : r.id === extra.id ? 'baseline' : formatRatio((extra.roundTripNs?.median ?? NaN) / r.roundTripNs.median)] : []),
     ];
   });
-  lines.push(renderTable(header, rows, ['l', 'r', 'r', ...sizes.map(() => 'r'), 'r']));
+  lines.push(renderTable(header, rows, ['l', 'r', 'r', 'r', 'r', ...(extra ? ['r'] : [])]));
+  const floorRt = results.find((r) => r.id === FLOOR_ID)?.roundTripNs?.median;
+  if (floorRt && results.some((r) => r.id !== FLOOR_ID && r.roundTripNs && r.roundTripNs.median < floorRt)) {
+    lines.push('(rows faster than the floor: the bare flag spins and never gives its CPU away, so on a busy CPU each');
+    lines.push(' hand-over waits for a time slice; there it is no lower bound: read the process.send column)');
+  }
+  if (!hasFloor || !hasRef) {
+    const missing = [!hasFloor && FLOOR_ID, !hasRef && REFERENCE_ID].filter(Boolean);
+    lines.push(`(ratios need ${missing.join(' and ')} in the same run: add ${missing.length > 1 ? 'them' : 'it'} to --only)`);
+  }
+
+  if (sizes.length) {
+    lines.push('');
+    lines.push('One-way throughput, GB/s:');
+    const trows = results.map((r) => [r.name, ...sizes.map((s) => formatGBps(throughputAt(r, s)))]);
+    lines.push(renderTable(['transport', ...sizes.map(formatSize)], trows, ['l', ...sizes.map(() => 'r')]));
+  }
 
   if (base && sizes.length) {
     lines.push('');
@@ -164,8 +218,9 @@ export function formatReport(run, options = {}) {
     for (const r of failed) lines.push(`FAILED ${r.id}: ${r.error}`);
   }
   lines.push('');
-  lines.push('round trip: median over batches of the mean time per 64 B ping-pong; p99 of single round trips.');
-  lines.push('GB/s: 10^9 payload bytes per second, one-way, median over batches.');
+  lines.push('round trip: median over batches of the mean time per ping-pong; p99 of single round trips (one more batch).');
+  lines.push('× floor: this round trip ÷ the bare flag\'s (lower is better); vs process.send: how much faster than process.send (json).');
+  lines.push('GB/s: 10^9 payload bytes per second, one-way, median over batches. Compare within one run: this machine\'s speed varies.');
   return lines.join('\n');
 }
 
@@ -181,6 +236,7 @@ export function toJson(run, options = {}) {
     machine: run.machine,
     quick: !!run.quick,
     pin: run.pin ?? null,
+    load: run.load ?? 0,
     baseline: chooseBaseline(run.results, options.baseline ?? run.baseline),
     roundTripSize: run.roundTripSize,
     sizes: run.sizes,

@@ -16,8 +16,8 @@ import { pinProcess } from './affinity.js';
  * @typedef {object} Transport
  * @property {string} id     Stable id used in JSON output and `--only` (kebab-case, equal to the file name without `.js`).
  * @property {string} name   Human-readable name shown in tables and charts (keep it under ~28 characters).
- * @property {'channel' | 'alternative'} [kind]  `'channel'` for transports built on concurrent-shm channels;
- *           the first channel transport is the default ratio baseline. Defaults to `'alternative'`.
+ * @property {'channel' | 'reference' | 'alternative'} [kind]  `'channel'` for transports built on concurrent-shm
+ *           channels, `'reference'` for the floor (bare-flag). Defaults to `'alternative'`.
  * @property {string} [description]  One line on how the transport works (shown by `--list`).
  * @property {(options: OpenOptions) => Promise<Session>} open
  *           Start the peer (child process or worker) and connect to it. Resolves once the peer is ready to

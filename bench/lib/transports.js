@@ -2,10 +2,11 @@
 //
 // To add a transport: put `my-transport.js` in bench/transports/ (default export: a
 // Transport, see bench/lib/transport.js and bench/transports/README.md) and add its
-// file name to TRANSPORT_FILES below. Channel transports of concurrent-shm go first
-// (the first one with kind 'channel' is the default ratio baseline).
+// file name to TRANSPORT_FILES below. The floor (bare-flag, kind 'reference') goes
+// first, then the channel transports of concurrent-shm, then the alternatives.
 
 export const TRANSPORT_FILES = [
+  'bare-flag.js',
   'channel-sync.js',
   'channel-buffered.js',
   'channel-async.js',
@@ -36,7 +37,7 @@ export async function loadTransports(files = TRANSPORT_FILES) {
       out.push({
         id,
         name: id,
-        kind: id.startsWith('channel') ? 'channel' : 'alternative',
+        kind: id.startsWith('channel') ? 'channel' : id === 'bare-flag' ? 'reference' : 'alternative',
         open: () => Promise.reject(err),
         loadError: err,
       });

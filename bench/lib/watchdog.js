@@ -13,14 +13,19 @@
 //
 // Peer pids are kept in a SharedArrayBuffer so the worker can reach them
 // without the main thread's help. Use trackPid/untrackPid (bench/lib/transport.js
-// does this for every peer it spawns).
+// does this for every peer it spawns). The busy loops of `--load` (bench/lib/load.js)
+// have their own slots (trackLoadPid): the worker kills them only when it kills the
+// whole benchmark, since they must keep running while a failed transport's peers die.
 
 import { Worker } from 'node:worker_threads';
 
 const MAX_PIDS = 64;
+const MAX_LOAD = 256;
+const LOAD_START = 4 + MAX_PIDS;
 // Int32 layout: [0] armed generation (0 = disarmed), [1] stop flag, [2] label length,
-// [3] reserved, [4 .. 4 + MAX_PIDS) peer pids (0 = free slot).
-const I32_LEN = 4 + MAX_PIDS;
+// [3] reserved, [4 .. 4 + MAX_PIDS) peer pids, [LOAD_START .. + MAX_LOAD) pids of the
+// --load busy loops (0 = free slot).
+const I32_LEN = LOAD_START + MAX_LOAD;
 const BIG_OFFSET = I32_LEN * 4; // 8-byte aligned (I32_LEN is even)
 const LABEL_OFFSET = BIG_OFFSET + 16;
 const LABEL_MAX = 256;
@@ -37,12 +42,12 @@ export const FATAL_GRACE_MS = 10000;
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const fs = require('node:fs');
-const { sab, I32_LEN, BIG_OFFSET, LABEL_OFFSET, LABEL_MAX, KILL_GRACE_MS, FATAL_GRACE_MS } = workerData;
+const { sab, I32_LEN, LOAD_START, BIG_OFFSET, LABEL_OFFSET, LABEL_MAX, KILL_GRACE_MS, FATAL_GRACE_MS } = workerData;
 const i32 = new Int32Array(sab, 0, I32_LEN);
 const big = new BigInt64Array(sab, BIG_OFFSET, 2);
 const labelBytes = new Uint8Array(sab, LABEL_OFFSET, LABEL_MAX);
-function killPeers() {
-  for (let i = 4; i < I32_LEN; i++) {
+function killPeers(end = LOAD_START) {
+  for (let i = 4; i < end; i++) {
     const pid = Atomics.load(i32, i);
     if (pid > 0) { try { process.kill(pid, 'SIGKILL'); } catch {} }
   }
@@ -59,7 +64,7 @@ for (;;) {
     const len = Atomics.load(i32, 2);
     const label = Buffer.from(labelBytes.slice(0, len)).toString('utf8');
     try { fs.writeSync(2, '\\n[bench watchdog] "' + label + '" is stuck and the main thread does not respond; killing peers and the benchmark process.\\n'); } catch {}
-    killPeers();
+    killPeers(I32_LEN);
     process.kill(process.pid, 'SIGKILL');
   }
 }
@@ -74,7 +79,7 @@ export function startWatchdog() {
   Atomics.store(i32, 1, 0);
   worker = new Worker(WORKER_SOURCE, {
     eval: true,
-    workerData: { sab, I32_LEN, BIG_OFFSET, LABEL_OFFSET, LABEL_MAX, KILL_GRACE_MS, FATAL_GRACE_MS },
+    workerData: { sab, I32_LEN, LOAD_START, BIG_OFFSET, LABEL_OFFSET, LABEL_MAX, KILL_GRACE_MS, FATAL_GRACE_MS },
   });
   worker.unref();
   worker.on('error', () => {});
@@ -90,22 +95,40 @@ export function stopWatchdog() {
 
 /** Register a peer process pid so the watchdog can kill it. */
 export function trackPid(pid) {
-  if (!(pid > 0)) return;
-  for (let i = 4; i < I32_LEN; i++) {
-    if (Atomics.compareExchange(i32, i, 0, pid) === 0) return;
-  }
+  track(pid, 4, LOAD_START);
 }
 
 /** Forget a pid (the process has exited). */
 export function untrackPid(pid) {
-  for (let i = 4; i < I32_LEN; i++) {
+  untrack(pid, 4, LOAD_START);
+}
+
+/** Register a busy loop of --load: killed only when the watchdog kills the benchmark. */
+export function trackLoadPid(pid) {
+  track(pid, LOAD_START, I32_LEN);
+}
+
+/** Forget a busy loop's pid (it has exited). */
+export function untrackLoadPid(pid) {
+  untrack(pid, LOAD_START, I32_LEN);
+}
+
+function track(pid, from, to) {
+  if (!(pid > 0)) return;
+  for (let i = from; i < to; i++) {
+    if (Atomics.compareExchange(i32, i, 0, pid) === 0) return;
+  }
+}
+
+function untrack(pid, from, to) {
+  for (let i = from; i < to; i++) {
     if (Atomics.load(i32, i) === pid) Atomics.store(i32, i, 0);
   }
 }
 
-/** Send SIGKILL to every tracked pid (used on timeouts and at exit). */
+/** Send SIGKILL to every tracked peer pid (used on timeouts and at exit; not the busy loops). */
 export function killTrackedPids() {
-  for (let i = 4; i < I32_LEN; i++) {
+  for (let i = 4; i < LOAD_START; i++) {
     const pid = Atomics.load(i32, i);
     if (pid > 0) {
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }

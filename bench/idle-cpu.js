@@ -1,0 +1,222 @@
+#!/usr/bin/env node
+// Idle CPU: what a receiver blocked on an empty channel costs the machine. A child process
+// waits in recvIntoSync (sync) or await recvInto (async) on an empty SingleBuffered.Fixed
+// 64 channel for --seconds (default 5); this process reads the child's CPU time (utime +
+// stime of all its threads, /proc/<pid>/stat) before and after, and the voluntary context
+// switches of its threads (/proc/<pid>/task/*/status: how often it woke up). Then it sends
+// one message, checks that the receiver gets it, and stops the child. A reference row does
+// the same with a Node process that only waits for a process.send message.
+//
+//   node bench/idle-cpu.js [--seconds S] [--load N] [--json]
+//
+// With --load N, N busy loops (separate processes) run during the measurement: a waiting
+// receiver must not take CPU from the work around it, busy host or not. Linux only.
+
+import { execFileSync, fork } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parseLoad, startLoad, stopLoad } from './lib/load.js';
+
+const ROLES = [
+  { id: 'sync', name: 'channel, recvIntoSync (sync)' },
+  { id: 'async', name: 'channel, await recvInto (async)' },
+  { id: 'ipc', name: "reference: process.on('message')" },
+];
+
+const USAGE = `usage: node bench/idle-cpu.js [--seconds S] [--load N] [--json]
+
+CPU used by a receiver waiting on an empty channel (sync and async), from
+/proc/<pid>/stat, over S seconds (default 5); with --load N busy loops running.
+
+options:
+  --seconds S   how long each receiver waits (default 5)
+  --load N      run N busy loops (separate node processes) meanwhile
+  --json        print the results as JSON
+  -h, --help    this text
+`;
+
+function clockTicks() {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+}
+
+/** utime + stime of the whole process, in clock ticks (fields 14 and 15 of /proc/<pid>/stat). */
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 (state) on
+  return Number(fields[14 - 3]) + Number(fields[15 - 3]);
+}
+
+/** Voluntary context switches summed over the process's threads. */
+function wakeups(pid) {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const m = /voluntary_ctxt_switches:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+      if (m) n += Number(m[1]);
+    } catch { /* thread gone */ }
+  }
+  return n;
+}
+
+/** The receiver (a child process): waits for 'go', then receives one message. */
+async function receiver(role) {
+  const buf = Buffer.alloc(64);
+  if (role === 'ipc') {
+    process.on('message', (m) => {
+      if (m === 'go') return;
+      process.send({ got: 64 });
+      process.disconnect();
+    });
+    process.send('ready');
+    return;
+  }
+  const { Channel, SharedMemory } = await import('../dist/index.js');
+  const shm = SharedMemory.inherited();
+  const ch = Channel.attach(shm);
+  process.on('disconnect', () => process.exit(0));
+  process.once('message', async (m) => {
+    if (m !== 'go') return;
+    const got = role === 'sync' ? ch.recvIntoSync(buf) : await ch.recvInto(buf);
+    process.send({ got });
+    ch.release();
+    shm.close();
+    process.disconnect();
+  });
+  process.send('ready');
+}
+
+function once(child, what, ms) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms / 1000} s`)), ms);
+    child.once('message', (m) => { clearTimeout(timer); resolve(m); });
+    child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`${what}: receiver exited (code ${code}, signal ${signal})`)); });
+  });
+}
+
+async function measureRole(role, seconds, ticksPerSec) {
+  const script = fileURLToPath(import.meta.url);
+  let shm = null;
+  let ch = null;
+  let child;
+  if (role.id === 'ipc') {
+    child = fork(script, ['--role', role.id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  } else {
+    const { Channel, SharedMemory } = await import('../dist/index.js');
+    shm = SharedMemory.open(null, 0o600, { mode: 'anon' });
+    ch = new Channel.SingleBuffered.Fixed(shm, { width: 64 });
+    child = shm.fork(script, ['--role', role.id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  }
+  try {
+    await once(child, `${role.name}: start`, 30_000);
+    const ticks0 = cpuTicks(child.pid);
+    const wake0 = wakeups(child.pid);
+    const t0 = performance.now();
+    child.send('go');
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const ticks1 = cpuTicks(child.pid);
+    const wake1 = wakeups(child.pid);
+    const wallS = (performance.now() - t0) / 1000;
+    // Wake it: the receiver must still work after its long wait.
+    const reply = once(child, `${role.name}: the message after the wait`, 30_000);
+    const t1 = performance.now();
+    if (ch) ch.sendSync(Buffer.alloc(64, 0x78));
+    else child.send('msg');
+    const { got } = await reply;
+    const wakeMs = performance.now() - t1;
+    if (got !== 64) throw new Error(`${role.name}: received ${got} bytes, expected 64`);
+    const cpuS = (ticks1 - ticks0) / ticksPerSec;
+    return { id: role.id, name: role.name, seconds: wallS, cpuSeconds: cpuS, cpuPercent: (100 * cpuS) / wallS, wakeupsPerSec: (wake1 - wake0) / wallS, wakeMs };
+  } catch (err) {
+    return { id: role.id, name: role.name, error: err.message };
+  } finally {
+    try { child.kill('SIGKILL'); } catch { /* gone */ }
+    ch?.release();
+    shm?.close();
+  }
+}
+
+export async function main(argv) {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      options: {
+        seconds: { type: 'string', default: '5' },
+        load: { type: 'string' },
+        role: { type: 'string' },
+        json: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${err.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (args.role) {
+    await receiver(args.role);
+    return 0;
+  }
+  if (process.platform !== 'linux') {
+    process.stderr.write('bench/idle-cpu.js reads /proc: Linux only\n');
+    return 1;
+  }
+  const seconds = Number(args.seconds);
+  let load;
+  try {
+    if (!(seconds > 0 && seconds <= 600)) throw new Error('--seconds must be a number from 0 to 600');
+    load = parseLoad(args.load);
+  } catch (err) {
+    process.stderr.write(`${err.message}\n`);
+    return 2;
+  }
+  const onSignal = (signal) => {
+    process.stderr.write(`\ninterrupted (${signal})\n`);
+    process.exit(signal === 'SIGINT' ? 130 : 143); // the exit hook of lib/load.js kills the loops
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  const ticksPerSec = clockTicks();
+  const results = [];
+  try {
+    if (load > 0) await startLoad(load);
+    for (const role of ROLES) {
+      process.stderr.write(`${role.name}: waiting ${seconds} s ...\n`);
+      results.push(await measureRole(role, seconds, ticksPerSec));
+    }
+  } finally {
+    await stopLoad();
+  }
+  if (args.json) {
+    process.stdout.write(JSON.stringify({ node: process.version, cores: os.cpus().length, load, seconds, results }, null, 2) + '\n');
+  } else {
+    process.stdout.write(`Idle receiver, ${seconds} s on an empty channel, ${load ? `--load ${load}` : 'no load started'}, ${os.cpus().length} CPUs, Node ${process.version}\n\n`);
+    const header = ['receiver', 'CPU %', 'CPU time', 'wake-ups/s', 'then a message: ms'];
+    const rows = results.map((r) => r.error
+      ? [r.name, '–', '–', '–', r.error]
+      : [r.name, r.cpuPercent.toFixed(2), `${(r.cpuSeconds * 1000).toFixed(0)} ms`, r.wakeupsPerSec.toFixed(1), r.wakeMs.toFixed(2)]);
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+    const fmt = (c) => c.map((x, i) => (i === 0 ? x.padEnd(widths[i]) : x.padStart(widths[i]))).join('  ').trimEnd();
+    process.stdout.write([fmt(header), widths.map((w) => '─'.repeat(w)).join('  '), ...rows.map(fmt)].join('\n') + '\n\n');
+    process.stdout.write(`CPU %: utime + stime of the receiver process (all threads) ÷ wall time; resolution 1/${ticksPerSec} s.\n`);
+    process.stdout.write('wake-ups/s: voluntary context switches of its threads. then a message: time until the receiver reported it.\n');
+  }
+  return results.some((r) => r.error) ? 1 : 0;
+}
+
+const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  process.exitCode = await main(process.argv.slice(2));
+}
