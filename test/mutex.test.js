@@ -1,7 +1,9 @@
 // The process-shared Mutex: construction rules (size, alignment, what is at the offset),
 // lock / tryLock / unlock / synchronize, per-thread misuse (DeadlockError, NotOwnerError),
-// mutual exclusion across processes, lockAsync (event loop free, timeout, signal), and a
-// holder killed with SIGKILL (OwnerDeadError, deadPid, deaths, then normal service).
+// mutual exclusion across processes, lockAsync (event loop free, timeout, signal), timeouts
+// that end within a few ms of the deadline, and a holder killed with SIGKILL
+// (OwnerDeadError, deadPid, deaths, then normal service). The protocol step by step,
+// liveness regressions and the kill storm are in mutex-steps.test.js.
 // Children are test/fixtures/mutex-peer.js.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -336,6 +338,35 @@ test('waiters already blocked when the holder dies (lockAsync here, lock() in an
   if (!out.ok) assert.is(out.error.deadPid, pid);
   assert.is(m.deaths, 1, 'the death is counted once');
   assert.not.ok(m.isLocked);
+});
+
+// ---- timeouts ----------------------------------------------------------------------------
+
+test('timeouts are honoured: lock / lockAsync with timeout 0 (one try), 1 and 50 ms end within a few ms of the deadline', async () => {
+  const shm = h.object(4096);
+  const m = mutexAt(shm);
+  const holder = h.start('mutex-peer', 'hold', {}, { shm });
+  await holder.message('locked');
+  const over = [];
+  for (const timeout of [0, 1, 50, 0, 1, 50]) {
+    let t0 = performance.now();
+    throws(() => m.lock({ timeout }), TimeoutError, undefined, `lock timeout ${timeout}`);
+    const sync = performance.now() - t0;
+    t0 = performance.now();
+    await rejects(m.lockAsync({ timeout }), TimeoutError, undefined, `lockAsync timeout ${timeout}`);
+    const async = performance.now() - t0;
+    for (const [what, ms] of [['lock', sync], ['lockAsync', async]]) {
+      assert.ok(ms >= timeout - 0.5, `${what}({ timeout: ${timeout} }) gave up after ${ms.toFixed(2)} ms`);
+      over.push(ms - timeout);
+      assert.ok(ms - timeout < 25, `${what}({ timeout: ${timeout} }) took ${ms.toFixed(1)} ms`);
+    }
+  }
+  throws(() => m.lock({ timout: 5 }), InvalidArgumentError, /unknown key "timout" \(did you mean 'timeout'\?\)/);
+  await rejects(m.lockAsync({ timeout: 5, signal: 'no' }), InvalidArgumentError, /signal/);
+  await rejects(m.lockAsync({ sigal: AbortSignal.abort() }), InvalidArgumentError, /unknown key/);
+  holder.send('unlock');
+  await holder.result();
+  if (process.env.MUTEX_VERBOSE) console.log(`timeout overshoot: max ${Math.max(...over).toFixed(2)} ms`);
 });
 
 for (const op of ['lock', 'lockAsync']) {

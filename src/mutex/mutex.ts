@@ -1,13 +1,11 @@
-import { DeadlockError, InvalidArgumentError, MisalignedError, NotOwnerError, OutOfRangeError, OwnerDeadError, TimeoutError } from '../errors.js';
+import { AbortError, DeadlockError, InvalidArgumentError, MisalignedError, NotOwnerError, OutOfRangeError, OwnerDeadError, TimeoutError } from '../errors.js';
 import { holdStructure, initOrAttach } from '../channel/structure.js';
 import { Kind, MUTEX_SIZE, MW, Payload, type HeaderInfo } from '../channel/layout.js';
 import { Region } from '../region/region.js';
-import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
-import { LIVENESS_MS, PID } from '../sync/liveness.js';
-import { lockSync, takeOverIfDead, tryLock, unlock } from '../sync/robust-lock.js';
+import { PID } from '../sync/liveness.js';
+import { RobustLock, TIMED_OUT } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { checkOptions, describe } from '../validate.js';
-import { AbortError } from '../errors.js';
 
 /** Options of a blocking or async lock. */
 export interface LockOptions {
@@ -22,8 +20,11 @@ const structures = new FinalizationRegistry<() => void>((forget) => forget());
 
 const SHAPE: HeaderInfo = { kind: Kind.Mutex, payload: Payload.Empty, depth: 0, width: 0, stride: 0, totalSize: MUTEX_SIZE };
 
-// Mutexes this thread holds, by object and offset: a second lock would wait forever.
-const heldHere = new Set<string>();
+// Mutexes this thread holds, by object and offset, with the mutex's `deaths` count when it
+// took them. The record holds only while the lock word names this process and `deaths`
+// is unchanged: a process that took the mutex over (judging this one dead, e.g. from
+// another PID namespace) changed both, and the record is then stale and dropped.
+const heldHere = new Map<string, number>();
 
 /**
  * A mutex shared between processes, placed in a region of shared memory (the gem's
@@ -32,7 +33,10 @@ const heldHere = new Set<string>();
  *
  * It is robust: if the process holding it dies, the next `lock()` takes it over and
  * throws {@link OwnerDeadError} — the caller then holds the mutex, repairs what it
- * protects, and calls `unlock()`.
+ * protects, and calls `unlock()`. A waiting locker looks at the holder at least every
+ * 100 ms, so it takes a dead holder's place within about 100 ms of the death; only proof
+ * that the process is gone counts (a failure to look, such as running out of file
+ * descriptors, never does).
  *
  * Uncontended `lock`/`unlock` are two atomic operations with no system call; a contended
  * `lock` spins briefly, then sleeps in the kernel (futex / ulock).
@@ -48,9 +52,8 @@ export class Mutex {
 
   readonly #region: Region;
   readonly #w: Int32Array;
-  readonly #address: number;
+  readonly #lock: RobustLock;
   readonly #key: string;
-  readonly #spin = new SpinBudget(2_000, 64, 50_000);
   readonly #forget: () => void;
 
   /**
@@ -76,7 +79,8 @@ export class Mutex {
     structures.register(this, forget, this);
     this.#region = region;
     this.#w = new Int32Array(region.mapping.buffer!, region.start, MUTEX_SIZE / 4);
-    this.#address = address + MW.LOCK * 4;
+    const words = { lock: MW.LOCK, waiters: MW.LOCK_WAITERS, deaths: MW.DEATHS };
+    this.#lock = new RobustLock(this.#w, words, address + MW.LOCK * 4, new SpinBudget(2_000, 64, 50_000));
     this.#key = `${region.mapping.objectKey}@${region.offset}`;
   }
 
@@ -90,94 +94,87 @@ export class Mutex {
     return this.holder !== 0;
   }
 
-  /** How many holders have died holding this mutex so far. */
+  /**
+   * How many holders have died holding this mutex so far: each takeover adds 1, right
+   * after it. (A taker killed in between, a window of one instruction, leaves the death
+   * it took over from uncounted.)
+   */
   get deaths(): number {
     return Atomics.load(this.#words(), MW.DEATHS);
   }
 
   /**
-   * Locks, blocking this thread while another process holds the mutex.
+   * Locks, blocking this thread while another process holds the mutex. A waiting lock
+   * checks the holder is alive at least every 100 ms, and once more at the deadline, so
+   * a dead holder is taken over within about 100 ms of its death.
+   * @param options - `timeout` in milliseconds; `0` makes one try (a dead holder is still taken over).
    * @throws {@link OwnerDeadError} when the holder died: the caller now holds the mutex.
-   * @throws {@link DeadlockError} when this thread already holds it. {@link TimeoutError} after `timeout` ms.
+   * @throws {@link DeadlockError} when this thread already holds it. {@link TimeoutError} when a live process still held it at the deadline.
    */
   lock(options?: Omit<LockOptions, 'signal'>): void {
     const w = this.#words();
-    this.#checkNotHeld();
-    const timeout = checkOptions<LockOptions>('options', options).timeout;
-    const deadline = timeout === undefined ? Infinity : performance.now() + checkTimeout(timeout);
-    const dead = lockSync(w, MW.LOCK, MW.LOCK_WAITERS, this.#address, this.#spin, deadline);
-    if (dead === -1) throw new TimeoutError(`could not lock the mutex within ${timeout} ms (held by process ${this.holder})`);
+    const deadline = deadlineOf(checkOptions<LockOptions>('options', options, ['timeout']).timeout);
+    if (this.#holdsIt(w)) throw new DeadlockError('this thread already holds the mutex; locking it again would wait forever');
+    const dead = this.#lock.lockSync(deadline);
+    if (dead === TIMED_OUT) throw this.#timedOut(options!.timeout!);
     this.#acquired(dead);
   }
 
   /**
-   * Locks if the mutex is free now; never waits.
-   * @returns `true` when this thread now holds the mutex.
+   * Locks if the mutex is free now; never waits. A holder that is provably dead is taken
+   * over at once.
+   * @returns `true` when this thread now holds the mutex; `false` when a live process
+   *   (or this thread) holds it.
    * @throws {@link OwnerDeadError} when it took the mutex over from a dead holder (and now holds it).
    */
   tryLock(): boolean {
     const w = this.#words();
-    if (heldHere.has(this.#key)) return false;
-    const holder = tryLock(w, MW.LOCK);
-    if (holder === 0) return this.#acquired(0);
-    if (takeOverIfDead(w, MW.LOCK, holder)) return this.#acquired(holder);
-    return false;
+    if (this.#holdsIt(w)) return false;
+    const dead = this.#lock.try();
+    if (dead === TIMED_OUT) return false;
+    return this.#acquired(dead);
   }
 
   /**
    * Locks without blocking the event loop. While another async task of this thread
-   * holds the mutex, this waits for its `unlock()` like any other locker.
-   * Rejects with {@link OwnerDeadError} (the caller then holds the mutex), {@link TimeoutError} or {@link AbortError}.
+   * holds the mutex, this waits for its `unlock()` like any other locker. Like `lock()`,
+   * it checks the holder is alive at least every 100 ms and at the deadline.
+   * @param options - `timeout` in milliseconds (`0`: one try); `signal` to give up early.
+   * @throws (rejects with) {@link OwnerDeadError} (the caller then holds the mutex), {@link TimeoutError} or {@link AbortError}.
    */
   async lockAsync(options?: LockOptions): Promise<void> {
-    const w = this.#words();
-    const opts = checkOptions<LockOptions>('options', options);
-    const deadline = opts.timeout === undefined ? Infinity : performance.now() + checkTimeout(opts.timeout);
+    const opts = checkOptions<LockOptions>('options', options, ['timeout', 'signal']);
+    const deadline = deadlineOf(opts.timeout);
     const signal = opts.signal;
-    for (let polls = 0; ; polls++) {
-      this.#words(); // the region may have been unmapped while this waited
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      if (heldHere.has(this.#key)) {
-        // Another async task of this thread holds it: wait for its unlock.
-      } else {
-        const holder = tryLock(w, MW.LOCK);
-        if (holder === 0) {
-          this.#acquired(0);
-          return;
-        }
-        if (polls >= 16 && takeOverIfDead(w, MW.LOCK, holder)) {
-          this.#acquired(holder);
-          return;
-        }
-      }
-      const left = deadline - performance.now();
-      if (left <= 0) throw new TimeoutError(`could not lock the mutex within ${opts.timeout} ms (held by process ${this.holder})`);
-      if (polls < 16) {
-        await nextTurn();
-        continue;
-      }
-      const current = Atomics.load(w, MW.LOCK);
-      if (current === 0) continue;
-      Atomics.add(w, MW.LOCK_WAITERS, 1);
-      try {
-        await asyncWaiter.wait(this.#address, current, Math.min(LIVENESS_MS, left), [signal]);
-      } finally {
-        Atomics.sub(w, MW.LOCK_WAITERS, 1);
-      }
-    }
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError(`options.signal must be an AbortSignal, got ${describe(signal)}`);
+    const dead = await this.#lock.lockAsync(deadline, {
+      round: () => {
+        this.#words(); // the region may have been unmapped while this waited
+        if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+      },
+      mayTry: () => !this.#holdsIt(this.#w),
+      signal,
+    });
+    if (dead === TIMED_OUT) throw this.#timedOut(opts.timeout!);
+    this.#acquired(dead);
   }
 
   /**
-   * Unlocks.
-   * @throws {@link NotOwnerError} when this thread does not hold the mutex.
+   * Unlocks and wakes one waiter if there is any.
+   * @throws {@link NotOwnerError} when this thread does not hold the mutex, including when
+   *   another process took it over from this one (judging this process dead); this thread
+   *   then no longer counts as holding it and may lock it again.
    */
   unlock(): void {
     const w = this.#words();
-    if (!heldHere.has(this.#key) || Atomics.load(w, MW.LOCK) !== PID) {
-      throw new NotOwnerError(`cannot unlock the mutex: this thread does not hold it (holder: ${Atomics.load(w, MW.LOCK) || 'none'})`);
+    const had = heldHere.has(this.#key);
+    if (this.#holdsIt(w)) {
+      heldHere.delete(this.#key);
+      if (this.#lock.unlock()) return;
     }
-    heldHere.delete(this.#key);
-    unlock(w, MW.LOCK, MW.LOCK_WAITERS, this.#address);
+    const holder = Atomics.load(w, MW.LOCK) || 'none';
+    const why = had ? `another process took it over from this one (holder: ${holder})` : `this thread does not hold it (holder: ${holder})`;
+    throw new NotOwnerError(`cannot unlock the mutex: ${why}`);
   }
 
   /**
@@ -210,16 +207,24 @@ export class Mutex {
   }
 
   #acquired(deadPid: number): true {
-    heldHere.add(this.#key);
+    heldHere.set(this.#key, Atomics.load(this.#w, MW.DEATHS));
     if (deadPid > 0) {
-      Atomics.add(this.#w, MW.DEATHS, 1);
       throw new OwnerDeadError(`the process holding the mutex (pid ${deadPid}) died; this thread now holds it: repair the data it protects, then unlock()`, deadPid);
     }
     return true;
   }
 
-  #checkNotHeld(): void {
-    if (heldHere.has(this.#key)) throw new DeadlockError('this thread already holds the mutex; locking it again would wait forever');
+  /** `true` while this thread's record agrees with the lock word; a stale record is dropped. */
+  #holdsIt(w: Int32Array): boolean {
+    const deaths = heldHere.get(this.#key);
+    if (deaths === undefined) return false;
+    if (Atomics.load(w, MW.LOCK) === PID && Atomics.load(w, MW.DEATHS) === deaths) return true;
+    heldHere.delete(this.#key);
+    return false;
+  }
+
+  #timedOut(timeout: number): TimeoutError {
+    return new TimeoutError(`could not lock the mutex within ${timeout} ms (held by process ${this.holder})`);
   }
 
   #words(): Int32Array {
@@ -228,9 +233,11 @@ export class Mutex {
   }
 }
 
-function checkTimeout(timeout: unknown): number {
+/** The `performance.now()` time a wait of `timeout` ms ends (Infinity without one). */
+function deadlineOf(timeout: unknown): number {
+  if (timeout === undefined) return Infinity;
   if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
     throw new InvalidArgumentError(`options.timeout must be a non-negative number of milliseconds, got ${describe(timeout)}`);
   }
-  return timeout;
+  return performance.now() + timeout;
 }

@@ -1,72 +1,326 @@
 /**
- * A lock in shared memory that survives the death of its holder.
+ * A lock in shared memory that survives the death of its holder: the protocol behind
+ * the public Mutex, written once, with a sync and an async driver.
  *
- * Layout: two 32-bit words, `lock` and `waiters` (see docs/layout.md).
- * - `lock` is 0 when free, otherwise the holder's process id. Taken with a
- *   compare-and-swap 0 → pid; released by storing 0.
- * - `waiters` counts processes sleeping (or about to sleep) on `lock`. The releaser
- *   makes the wake syscall only when it is non-zero, so an uncontended lock and unlock
- *   cost two atomic operations and no system call.
+ * Words (indexes into an Int32Array; see docs/layout.md, "Mutex"):
+ * - `lock`: 0 when free, otherwise the holder's process id. Taken by CAS 0 → pid,
+ *   released by CAS pid → 0 (a plain store of 0 would do for a holder that is sure it
+ *   still holds it), taken over from a dead holder by CAS dead-pid → pid.
+ * - `waiters`: processes inside a sleep round (counted before their CAS, uncounted after
+ *   their wait). The releaser makes the wake system call only when it is non-zero, so an
+ *   uncontended lock and unlock cost two atomic operations and no system call.
+ * - `deaths`: takeovers completed; the taker adds 1 right after its takeover CAS.
  *
- * A sleeper wakes at least every {@link LIVENESS_MS} to check that the holder still
- * exists (`kill(pid, 0)`). If it does not, the sleeper takes the lock over with a
- * compare-and-swap dead-pid → own-pid (only one taker can win) and learns that the
- * holder died, so the data it protects may be half-updated.
+ * Why no wake is lost: a sleeper counts itself, then CASes, then sleeps only while the
+ * word still holds the pid its CAS saw. A releaser clears the word, then reads `waiters`.
+ * If the CAS saw the holder, the release comes after it, so the releaser sees the count.
+ *
+ * Liveness, honestly bounded: every wait (sync or async, sleeping or not) looks at the
+ * holder it waits on at most {@link LIVENESS_MS} after it first saw it or last looked,
+ * and once more at the deadline; `tryLock` looks at once. A holder that dies is thus
+ * taken over within LIVENESS_MS plus one check (`kill(pid, 0)` and `/proc/<pid>/stat`,
+ * tens of µs) of its death, by any process already waiting. Only proof that a process
+ * is gone makes it dead (see liveness.ts). A `TimeoutError` therefore means a live
+ * process held the lock at the deadline.
+ *
+ * Every step between two shared-memory operations is named ({@link MUTEX_STEPS}); the
+ * step harness (steps.ts) can stop a party there, then resume or kill it. What a party
+ * killed at a step leaves behind, besides a dead holder to take over (all pinned down by
+ * test/mutex-steps.test.js):
+ * - killed while counted (`counted`, `acquired-counted`, `sleep`, `woke`): `waiters`
+ *   stays 1 too high for good, so every unlock makes one needless wake call;
+ * - killed after a wake reached it (`woke`), or between `unlock.store` and `unlock.wake`:
+ *   the sleepers it would have woken find the lock free at the end of their round,
+ *   within LIVENESS_MS;
+ * - killed between its takeover CAS and its count (`took-over`): the death it took over
+ *   from is not counted (its own is, by whoever takes over from it).
  *
  * Process ids identify holders, so the lock cannot tell two threads of one process
  * apart, and a holder in another PID namespace looks dead. Callers that care (the
- * public Mutex) keep their own per-thread bookkeeping.
+ * public Mutex) keep their own per-thread record.
  * @internal
  */
+import { asyncWaiter, nextTurn } from './async-waiter.js';
 import { futexWait, futexWake } from './futex.js';
 import { LIVENESS_MS, PID, processAlive } from './liveness.js';
 import type { SpinBudget } from './spin.js';
+import { stepHook } from './steps.js';
 
-/** One attempt: 0 when taken, otherwise the current holder's pid. */
-export function tryLock(w: Int32Array, lock: number): number {
-  return Atomics.compareExchange(w, lock, 0, PID);
+/**
+ * Every named step of the mutex protocol, in protocol order. At each, the party has just
+ * done the shared-memory operation the comment names and not yet the next one.
+ */
+export const MUTEX_STEPS = [
+  /** CAS `lock` 0 → me won outside a sleep round: holds it, returns next. */
+  'mutex.lock.acquired',
+  /** `waiters` += 1 done (a sleep round begins), before the round's CAS. */
+  'mutex.lock.counted',
+  /** The round's CAS won: holds it, still counted, before `waiters` -= 1. */
+  'mutex.lock.acquired-counted',
+  /** The round's CAS lost to holder h, before FUTEX_WAIT(lock, h). */
+  'mutex.lock.sleep',
+  /** FUTEX_WAIT returned (woken, changed or timed out), before `waiters` -= 1. */
+  'mutex.lock.woke',
+  /** Holder h proved dead, before CAS `lock` h → me. */
+  'mutex.lock.takeover',
+  /** The takeover CAS won: holds it, before `deaths` += 1. */
+  'mutex.lock.took-over',
+  /** `deaths` += 1 done: holds it, returns OwnerDeadError next. */
+  'mutex.lock.dead-counted',
+  /** Holds it, `unlock()` called, before CAS `lock` own pid → 0. */
+  'mutex.unlock.store',
+  /** The release CAS won (`lock` is 0), before reading `waiters` (and FUTEX_WAKE 1 when non-zero). */
+  'mutex.unlock.wake',
+] as const;
+
+/** One of {@link MUTEX_STEPS}. */
+export type MutexStep = (typeof MUTEX_STEPS)[number];
+
+/** Result of a lock attempt that ran out of time while a live process held the lock. */
+export const TIMED_OUT = -1;
+
+/** Event-loop turns `lockAsync` re-tries before it starts sleep rounds. */
+const ASYNC_TURNS = 16;
+
+/** Word indexes of one robust lock in its Int32Array. */
+export interface LockWords {
+  readonly lock: number;
+  readonly waiters: number;
+  readonly deaths: number;
 }
 
-/** Takes the holder's place if it is dead. Returns true when this process now holds the lock. */
-export function takeOverIfDead(w: Int32Array, lock: number, holder: number): boolean {
-  if (holder === PID || processAlive(holder)) return false;
-  return Atomics.compareExchange(w, lock, holder, PID) === holder;
+/** Hooks of an async lock: what the caller checks every round. */
+export interface AsyncRound {
+  /** Called at the start of every round; throws to end the attempt (unmapped, aborted). */
+  round(): void;
+  /** `false` while another task of this thread holds the lock: then only wait for its unlock. */
+  mayTry(): boolean;
+  /** Ends a wait early when it aborts (the round hook then throws). */
+  signal?: AbortSignal;
 }
 
 /**
- * Takes the lock, sleeping in the kernel when it is held. `address` is the absolute
- * address of word `lock`. Returns 0, or the pid of a dead holder it took over from.
- * `deadline` (a `performance.now()` time) bounds the wait; -1 is returned when it passes.
+ * When to look at the holder again: {@link LIVENESS_MS} after it was first seen, then
+ * every LIVENESS_MS while it keeps the lock.
  */
-export function lockSync(w: Int32Array, lock: number, waiters: number, address: number, spin: SpinBudget, deadline = Infinity): number {
-  let holder = tryLock(w, lock);
-  if (holder === 0) return 0;
-  for (let i = spin.budget; i > 0; i--) {
-    if (Atomics.load(w, lock) === 0 && (holder = tryLock(w, lock)) === 0) {
-      return 0;
-    }
+class Watch {
+  holder = 0;
+  next = 0;
+
+  /** Notes that `holder` holds the lock at `now`. */
+  see(holder: number, now: number): void {
+    if (holder === this.holder) return;
+    this.holder = holder;
+    this.next = now + LIVENESS_MS;
   }
-  const slept = performance.now();
-  Atomics.add(w, waiters, 1);
-  try {
-    for (;;) {
-      holder = tryLock(w, lock);
-      if (holder === 0) return 0;
-      const left = deadline - performance.now();
-      if (left <= 0) return -1;
-      // Sleep while the word still holds this holder's pid; wake up to check it is alive.
-      if (!futexWait(address, holder, Math.min(LIVENESS_MS, left))) {
-        if (takeOverIfDead(w, lock, holder)) return holder;
-      }
-    }
-  } finally {
-    Atomics.sub(w, waiters, 1);
-    spin.slept(performance.now() - slept);
+
+  /** `true` (and the next look scheduled) when a look at the holder is due. */
+  due(now: number): boolean {
+    if (now < this.next) return false;
+    this.next = now + LIVENESS_MS;
+    return true;
   }
 }
 
-/** Releases the lock and wakes one sleeper if there is any. */
-export function unlock(w: Int32Array, lock: number, waiters: number, address: number): void {
-  Atomics.store(w, lock, 0);
-  if (Atomics.load(w, waiters) > 0) futexWake(address, 1);
+/**
+ * An async wait on the word at `address` while it holds `expected`, ending after `ms`
+ * by this thread's own timer too: the waiter thread counts its timeout from when it
+ * picks the request up, which the thread's start (tens of ms on a busy machine) delays.
+ */
+async function boundedWait(address: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<void> {
+  const timer = new AbortController();
+  const t = setTimeout(() => timer.abort(), ms);
+  try {
+    await asyncWaiter.wait(address, expected, ms, [signal, timer.signal]);
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** One robust lock: the words, the address the futex sleeps on, the spin budget. */
+export class RobustLock {
+  readonly #w: Int32Array;
+  readonly #lock: number;
+  readonly #waiters: number;
+  readonly #deaths: number;
+  readonly #address: number;
+  readonly #spin: SpinBudget;
+
+  /** `address` is the absolute address of word `words.lock`. */
+  constructor(w: Int32Array, words: LockWords, address: number, spin: SpinBudget) {
+    this.#w = w;
+    this.#lock = words.lock;
+    this.#waiters = words.waiters;
+    this.#deaths = words.deaths;
+    this.#address = address;
+    this.#spin = spin;
+  }
+
+  /**
+   * One try, never waits: 0 when taken, the pid of a dead holder it took over from, or
+   * {@link TIMED_OUT} when a live process (or this one) holds it.
+   */
+  try(): number {
+    const holder = this.#cas('mutex.lock.acquired');
+    if (holder === 0) return 0;
+    return this.#takeOverIfDead(holder) ? holder : TIMED_OUT;
+  }
+
+  /**
+   * Takes the lock, blocking this thread: spins a little, then sleeps in the kernel in
+   * rounds of at most LIVENESS_MS. `deadline` is a `performance.now()` time. Returns 0,
+   * the pid of a dead holder it took over from, or {@link TIMED_OUT}.
+   */
+  lockSync(deadline = Infinity): number {
+    const w = this.#w;
+    let holder = this.#cas('mutex.lock.acquired');
+    if (holder === 0) return 0;
+    const start = performance.now();
+    if (start >= deadline) return this.#takeOverIfDead(holder) ? holder : TIMED_OUT;
+    // Spin while the holder is likely to let go soon; bounded by the deadline too.
+    for (let i = this.#spin.budget; i > 0; i--) {
+      if (Atomics.load(w, this.#lock) === 0 && (holder = this.#cas('mutex.lock.acquired')) === 0) return 0;
+      if ((i & 1023) === 0 && performance.now() >= deadline) break;
+    }
+    const watch = new Watch();
+    for (;;) {
+      const round = this.#sleepRound(watch, deadline);
+      if (round === 0) {
+        this.#spin.slept(performance.now() - start);
+        return 0;
+      }
+      const got = this.#afterRound(watch, round, deadline);
+      if (got !== undefined) {
+        this.#spin.slept(performance.now() - start);
+        return got;
+      }
+    }
+  }
+
+  /**
+   * Takes the lock without blocking the event loop: re-tries on the next few turns, then
+   * sleeps through the waiter thread in rounds of at most LIVENESS_MS. Same results as
+   * {@link RobustLock.lockSync}; throws what `hooks.round` throws.
+   */
+  async lockAsync(deadline: number, hooks: AsyncRound): Promise<number> {
+    const watch = new Watch();
+    for (let turn = 0; ; turn++) {
+      hooks.round();
+      // `mine`: another task of this thread holds it; wait for its unlock, never take over.
+      const mine = !hooks.mayTry();
+      let holder: number;
+      if (turn < ASYNC_TURNS) {
+        holder = mine ? Atomics.load(this.#w, this.#lock) : this.#cas('mutex.lock.acquired');
+        if (holder !== 0 && performance.now() < deadline) await nextTurn();
+      } else {
+        holder = await this.#asyncRound(watch, deadline, mine, hooks.signal);
+      }
+      if (mine) {
+        if (performance.now() >= deadline) return TIMED_OUT;
+        continue;
+      }
+      if (holder === 0) return 0;
+      if (hooks.signal?.aborted) continue; // the round hook throws
+      watch.see(holder, performance.now());
+      const got = this.#afterRound(watch, holder, deadline);
+      if (got !== undefined) return got;
+    }
+  }
+
+  /**
+   * Releases the lock (CAS own pid → 0) and wakes one sleeper if there is any. Returns
+   * `false`, changing nothing, when the lock word no longer names this process: another
+   * process took it over (judging this one dead) and must not lose it to this unlock.
+   */
+  unlock(): boolean {
+    const w = this.#w;
+    if (stepHook !== undefined) stepHook('mutex.unlock.store');
+    if (Atomics.compareExchange(w, this.#lock, PID, 0) !== PID) return false;
+    if (stepHook !== undefined) stepHook('mutex.unlock.wake');
+    if (Atomics.load(w, this.#waiters) > 0) futexWake(this.#address, 1);
+    return true;
+  }
+
+  /** CAS `lock` 0 → me: 0 when taken (then step `acquired`), otherwise the holder. */
+  #cas(acquired: MutexStep): number {
+    const holder = Atomics.compareExchange(this.#w, this.#lock, 0, PID);
+    if (holder === 0 && stepHook !== undefined) stepHook(acquired);
+    return holder;
+  }
+
+  /**
+   * One sleep round: count this waiter, CAS, sleep while the word holds the pid the CAS
+   * saw (until the next look at it or the deadline), uncount. Returns 0 when the CAS won,
+   * otherwise the holder it saw.
+   */
+  #sleepRound(watch: Watch, deadline: number): number {
+    const w = this.#w;
+    Atomics.add(w, this.#waiters, 1);
+    if (stepHook !== undefined) stepHook('mutex.lock.counted');
+    const holder = this.#cas('mutex.lock.acquired-counted');
+    if (holder !== 0) {
+      const now = performance.now();
+      watch.see(holder, now);
+      const wait = Math.min(watch.next - now, deadline - now);
+      if (wait > 0) {
+        if (stepHook !== undefined) stepHook('mutex.lock.sleep');
+        futexWait(this.#address, holder, wait);
+        if (stepHook !== undefined) stepHook('mutex.lock.woke');
+      }
+    }
+    Atomics.sub(w, this.#waiters, 1);
+    return holder;
+  }
+
+  /**
+   * {@link RobustLock.#sleepRound} through the waiter thread. With `mine` (this thread
+   * holds the lock in another task) it does not CAS, and sleeps on its own pid.
+   */
+  async #asyncRound(watch: Watch, deadline: number, mine: boolean, signal: AbortSignal | undefined): Promise<number> {
+    const w = this.#w;
+    Atomics.add(w, this.#waiters, 1);
+    if (stepHook !== undefined) stepHook('mutex.lock.counted');
+    const holder = mine ? Atomics.load(w, this.#lock) : this.#cas('mutex.lock.acquired-counted');
+    if (holder !== 0) {
+      const now = performance.now();
+      if (!mine) watch.see(holder, now);
+      const wait = Math.min(mine ? LIVENESS_MS : watch.next - now, deadline - now);
+      if (wait > 0) {
+        if (stepHook !== undefined) stepHook('mutex.lock.sleep');
+        try {
+          await boundedWait(this.#address, holder, wait, signal);
+        } catch (err) {
+          Atomics.sub(w, this.#waiters, 1);
+          throw err;
+        }
+        if (stepHook !== undefined) stepHook('mutex.lock.woke');
+      }
+    }
+    Atomics.sub(w, this.#waiters, 1);
+    return holder;
+  }
+
+  /**
+   * After a round that saw `holder` (not counted any more): at the deadline one last try
+   * with a look at the holder; otherwise a takeover when a look is due and the holder is
+   * still the same. Returns the result to give, or `undefined` to go on waiting.
+   */
+  #afterRound(watch: Watch, holder: number, deadline: number): number | undefined {
+    const now = performance.now();
+    if (now >= deadline) return this.try();
+    if (watch.due(now) && Atomics.load(this.#w, this.#lock) === holder && this.#takeOverIfDead(holder)) return holder;
+    return undefined;
+  }
+
+  /** Takes the holder's place if it is provably dead: CAS holder → me, then `deaths` += 1. */
+  #takeOverIfDead(holder: number): boolean {
+    if (holder === PID || processAlive(holder)) return false;
+    const w = this.#w;
+    if (stepHook !== undefined) stepHook('mutex.lock.takeover');
+    if (Atomics.compareExchange(w, this.#lock, holder, PID) !== holder) return false;
+    if (stepHook !== undefined) stepHook('mutex.lock.took-over');
+    Atomics.add(w, this.#deaths, 1);
+    if (stepHook !== undefined) stepHook('mutex.lock.dead-counted');
+    return true;
+  }
 }
