@@ -9,11 +9,11 @@
 // and run a longer exploration with EXPLORE_SCHEDULES=500 (CI runs a few dozen).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Region, TimeoutError } from '../dist/index.js';
+import { Region } from '../dist/index.js';
 import { CHANNEL_STEPS } from '../dist/channel/slot-protocol.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 import { harness, settle } from './fixtures/channel-harness.js';
-import { CHANNEL_AT, KINDS, msg, tagOf } from './fixtures/step-kinds.js';
+import { CHANNEL_AT, KINDS, drain, msg, noWedge, tagOf } from './fixtures/step-kinds.js';
 
 const h = harness(test, 'cexp');
 const SCHEDULES = Number(process.env.EXPLORE_SCHEDULES ?? 24);
@@ -30,15 +30,6 @@ function prng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-async function drain(ch, idleMs, into) {
-  for (;;) {
-    const r = await settle(ch.recv({ timeout: idleMs, encoding: 'latin1' }));
-    if (r.error instanceof TimeoutError) return;
-    if (r.error) throw r.error;
-    into.push(tagOf(r.value));
-  }
-}
-
 async function schedule(seed) {
   const rnd = prng(seed);
   const pick = (list) => list[Math.floor(rnd() * list.length)];
@@ -103,9 +94,7 @@ async function schedule(seed) {
       assert.ok(r.ok || r.error.name === 'TimeoutError', `${p.tag}'s receive (let go at ${p.step}) succeeds or times out: ${JSON.stringify(r)}`);
     }
   }
-  const c = settle(ch.send(msg('Z'), { timeout: 2000 }));
-  assert.is(tagOf(await ch.recv({ timeout: 2000, encoding: 'latin1' })), 'Z', 'no wedge');
-  assert.is((await c).error, undefined);
+  await noWedge(ch);
   return { kind: kind.name, plan };
 }
 

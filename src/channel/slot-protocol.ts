@@ -239,22 +239,17 @@ export class SlotProtocol {
         continue;
       }
       const owner = Atomics.load(w, sw + SLOT_OWNER);
-      const phase = owner >>> 30;
-      if (d < 0 && (owner === 0 || phase === READING)) {
-        // Nothing claimed for this position (the slot is free, or its previous lap is
-        // still being read): empty.
-        if (owner === 0 || tries >= MAX_TRIES || Atomics.load(w, W.HEAD) === pos) return this.#wait(sw + SLOT_SEQ, seq, true, pos, closed ? CLAIM_CLOSED : CLAIM_FULL);
-        continue;
-      }
+      // Nothing claimed for this position (the slot is free for it): empty.
+      if (d < 0 && owner === 0) return this.#wait(sw + SLOT_SEQ, seq, true, pos, closed ? CLAIM_CLOSED : CLAIM_FULL);
       if ((owner === OWNER_FULL || owner === 0) && tries < MAX_TRIES) continue; // changed meanwhile
       if (owner !== OWNER_FULL && owner !== 0 && this.#dead(owner)) {
         this.repair(sw, owner);
         continue;
       }
       if (Atomics.load(w, W.HEAD) !== pos && tries < MAX_TRIES) continue; // another receiver moved on
-      // Blocked: a sender writing this position (d < 0: seq changes at its publish), or a
-      // receiver claiming it / a sender between its two publish stores (d == 0: the
-      // owner word changes next).
+      // Blocked: a sender writing this position, or the slot's previous lap still being
+      // read (d < 0: seq changes at the publish or the free), or a receiver claiming it /
+      // a sender between its two publish stores (d == 0: the owner word changes next).
       return d < 0 ? this.#wait(sw + SLOT_SEQ, seq, false, pos, CLAIM_BLOCKED) : this.#wait(sw + SLOT_OWNER, owner, false, pos, CLAIM_BLOCKED);
     }
   }
