@@ -30,6 +30,8 @@ function prng(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+let current = null;
+
 async function schedule(seed) {
   const rnd = prng(seed);
   const pick = (list) => list[Math.floor(rnd() * list.length)];
@@ -43,6 +45,7 @@ async function schedule(seed) {
     const steps = CHANNEL_STEPS.filter((s) => s.startsWith(`channel.${role}.`));
     plan.push({ role, step: pick(steps), kill: rnd() < 0.4, tag: `A${i}`, async: rnd() < 0.3 });
   }
+  current = { kind: kind.name, plan };
   const got = [];
   const sends = []; // { tag, result: Promise }
   const killedReceivers = [];
@@ -79,16 +82,18 @@ async function schedule(seed) {
   const seen = new Map();
   for (const t of got) seen.set(t, (seen.get(t) ?? 0) + 1);
   for (const [t, n] of seen) assert.is(n, 1, `${t} received ${n} times: ${got}`);
+  // Every message whose send succeeded is received once, except at most one per killed
+  // receiver (a message a receiver had taken is lost with it).
+  const lost = [];
   for (const s of sends) {
     const r = await s.result;
-    const n = seen.get(s.tag) ?? 0;
-    if (s.tag.startsWith('B')) assert.is(n, 1, `${s.tag}'s send ${r.error ? `failed (${r.error.message})` : 'succeeded'}; received ${n}: ${got}`);
-    if (s.tag.startsWith('P') && killedReceivers.length === 0) assert.is(n, 1, `${s.tag} received ${n} with no receiver killed: ${got}`);
+    if (!r.error && !seen.has(s.tag)) lost.push(s.tag);
   }
+  for (const { p, r } of results) if (p.role === 'send' && r.ok && !seen.has(p.tag)) lost.push(p.tag);
+  assert.ok(lost.length <= killedReceivers.length, `lost ${lost} with ${killedReceivers.length} receiver(s) killed; received ${got}`);
   for (const { p, r } of results) {
     if (p.role === 'send') {
       assert.ok(r.ok, `${p.tag}'s send (let go at ${p.step}) succeeds: ${JSON.stringify(r)}`);
-      assert.is(seen.get(p.tag) ?? 0, 1, `${p.tag} received once: ${got}`);
     } else {
       // Its message may have gone to another receiver first: then it times out.
       assert.ok(r.ok || r.error.name === 'TimeoutError', `${p.tag}'s receive (let go at ${p.step}) succeeds or times out: ${JSON.stringify(r)}`);
@@ -104,7 +109,7 @@ for (let i = 0; i < (ONLY_ONE ? 1 : SCHEDULES); i++) {
     try {
       await schedule(seed);
     } catch (err) {
-      err.message = `${err.message}\n  replay: EXPLORE_SEED=${seed} node test/channel-explore.test.js`;
+      err.message = `${err.message}\n  schedule: ${JSON.stringify(current)}\n  replay: EXPLORE_SEED=${seed} node test/channel-explore.test.js`;
       throw err;
     }
   });

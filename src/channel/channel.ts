@@ -225,7 +225,9 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       width: this.info.width,
       sent: tail,
       received: head,
-      queued: Math.min(p.depth, p.dist(tail, head) + reading),
+      // head runs ahead of tail only over positions given up twice (a party killed while
+      // giving one up): nothing is queued there.
+      queued: Math.min(p.depth, (p.dist(tail, head) > p.cycle / 2 ? 0 : p.dist(tail, head)) + reading),
       closed: Atomics.load(w, W.CLOSED) !== 0,
       waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS) },
       busy,

@@ -150,7 +150,8 @@ export class SlotProtocol {
       // whether it is this lap's slot (seq cannot change while we hold the owner word).
       if (Atomics.compareExchange(w, sw + SLOT_OWNER, 0, this.writing) === 0) {
         step('channel.send.cas');
-        if (Atomics.load(w, sw + SLOT_SEQ) === free && Atomics.load(w, W.TAIL) === pos) return this.#sendClaimed(pos, sw, free);
+        // seq == free means nobody has claimed this position yet, so tail is still pos.
+        if (Atomics.load(w, sw + SLOT_SEQ) === free) return this.#sendClaimed(pos, sw, free);
         Atomics.store(w, sw + SLOT_OWNER, 0); // not this lap's slot: put it back as it was
       }
       const seq = Atomics.load(w, sw + SLOT_SEQ);
@@ -182,7 +183,6 @@ export class SlotProtocol {
     Atomics.store(w, W.TAIL, this.next(pos));
     step('channel.send.tail');
     this.suspect = false;
-    this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS); // senders blocked behind this claim
     if (Atomics.load(w, W.CLOSED) !== 0) {
       // close() came between our first check and the claim: a receiver may already
       // have concluded "closed and empty". Give the position up and fail the send.
@@ -219,18 +219,20 @@ export class SlotProtocol {
   claimRecv(): number {
     const w = this.w;
     for (let tries = 0; ; tries++) {
-      // `closed` is read before the slot: a sender that claims after this read sees the
-      // close on its second check and gives its position up, so "closed and empty" below
-      // never leaves a message behind.
-      const closed = Atomics.load(w, W.CLOSED) !== 0;
       const pos = Atomics.load(w, W.HEAD);
       const sw = this.slotWord(pos);
       const published = this.freeSeq(pos) + 1;
       if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, this.reading) === OWNER_FULL) {
         step('channel.recv.cas');
-        if (Atomics.load(w, sw + SLOT_SEQ) === published && Atomics.load(w, W.HEAD) === pos) return this.#recvClaimed(pos);
+        // This lap's message, untaken (nobody can take it while we hold the owner word):
+        // head is still pos.
+        if (Atomics.load(w, sw + SLOT_SEQ) === published) return this.#recvClaimed(pos);
         Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL); // another lap's message: put it back
       }
+      // `closed` is read before the slot's state below: a sender that claims after this
+      // read sees the close on its second check and gives its position up, so "closed
+      // and empty" never leaves a message behind.
+      const closed = Atomics.load(w, W.CLOSED) !== 0;
       const seq = Atomics.load(w, sw + SLOT_SEQ);
       const d = this.seqDiff(seq, published);
       if (d > 0) {
@@ -260,7 +262,6 @@ export class SlotProtocol {
     Atomics.store(this.w, W.HEAD, this.next(pos));
     step('channel.recv.head');
     this.suspect = false;
-    this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS); // receivers blocked behind this claim
     return pos;
   }
 

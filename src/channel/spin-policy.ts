@@ -31,6 +31,7 @@ export class SpinPolicy {
   readonly max: number;
   readonly min: number;
   #contendedUntil = 0;
+  #lastPreempted = -Infinity;
 
   constructor(max: number, min: number) {
     this.max = max;
@@ -51,15 +52,19 @@ export class SpinPolicy {
 
   /** The wait slept for `ms` before the change came. */
   slept(ms: number): void {
-    // A change that came within one more spin limit: spinning a little longer would
+    // A change that came soon after the spin gave up: spinning a little longer would
     // have paid. Otherwise the peer was idle: spin less.
-    if (ms <= this.max) this.limit = this.max;
+    if (ms <= this.max / 4) this.limit = this.max;
     else this.limit = Math.max(this.min, this.limit / 2);
   }
 
-  /** The spinner lost its CPU at `now`: the cores are busy. */
+  /**
+   * The spinner lost its CPU at `now`. Twice within {@link CONTENDED_MS}: the cores are
+   * busy (once may be a stray interruption, which a VM sees now and then).
+   */
   preempted(now: number): void {
-    this.#contendedUntil = now + CONTENDED_MS;
+    if (now - this.#lastPreempted < CONTENDED_MS) this.#contendedUntil = now + CONTENDED_MS;
+    this.#lastPreempted = now;
   }
 
   /** `true` while the cores were recently seen busy. */

@@ -29,14 +29,21 @@ import { SpinPolicy, spinUntilChange } from './spin-policy.js';
 
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
 export const SLEEP_MS = 50;
+/**
+ * Longest sleep behind another party's claim in progress (ms). Such a claim lasts a few
+ * stores unless its party lost its CPU; nobody wakes its waiters when it moves head or
+ * tail (that would cost every send a load), so they look again this often.
+ */
+const BLOCKED_SLEEP_MS = 1;
 /** Sync calls spin at most this long (ms) before sleeping. */
-const SYNC_SPIN_MAX = 0.2;
+const SYNC_SPIN_MAX = 2;
 /** Async calls hold the event loop at most this long (ms) spinning. */
-const ASYNC_SPIN_MAX = 0.02;
+const ASYNC_SPIN_MAX = 0.05;
 /** Spin while the cores are busy (ms): only a peer running right now is caught. */
 const SPIN_MIN = 0.002;
-const ASYNC_POLL_INITIAL = 16;
-const ASYNC_POLL_MAX = 256;
+/** How long (ms) async calls look again on each event-loop turn before sleeping: it adapts between these. */
+const ASYNC_POLL_MIN = 0.05;
+const ASYNC_POLL_MAX = 2;
 
 /** Where a call is in its liveness bookkeeping: when it was first seen blocked (0: not blocked). */
 function blockedSinceAfter(p: SlotProtocol, result: number, since: number, now: number): number {
@@ -61,7 +68,7 @@ export class Waits {
   readonly #recvSpin = new SpinPolicy(SYNC_SPIN_MAX, SPIN_MIN);
   readonly #asyncSendSpin = new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN);
   readonly #asyncRecvSpin = new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN);
-  #asyncPoll = ASYNC_POLL_INITIAL;
+  #asyncPollMs = ASYNC_POLL_MAX;
 
   constructor(p: SlotProtocol, counts: SharedCounts, where: () => string, mapped: () => boolean, released: AbortSignal) {
     this.#p = p;
@@ -127,7 +134,7 @@ export class Waits {
         if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
         if (sleptAt === 0) sleptAt = now;
         if (stepHook !== undefined) stepHook('channel.wait.sleep');
-        futexWait(p.base + seqWord * 4, seen, Math.min(left, SLEEP_MS));
+        futexWait(p.base + seqWord * 4, seen, Math.min(left, pos === CLAIM_BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS));
       } finally {
         this.#counts.lower(waiters);
       }
@@ -152,19 +159,21 @@ export class Waits {
     const waiters = send ? SEND_WAITERS : RECV_WAITERS;
     let blockedSince = 0;
     let sleptAt = 0;
-    let polls = 0;
+    let pollUntil = 0;
     while (pos < 0) {
       if (pos === CLAIM_CLOSED) throw this.#closed(send);
       const now = performance.now();
       blockedSince = blockedSinceAfter(p, pos, blockedSince, now);
       const left = deadline - now;
       if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
-      if (sleptAt === 0 && polls === 0 && this.#spin(policy, send, now, left)) {
-        pos = this.#claim(send);
-        continue;
+      if (sleptAt === 0 && pollUntil === 0) {
+        pollUntil = now + this.#asyncPollMs;
+        if (this.#spin(policy, send, now, left)) {
+          pos = this.#claim(send);
+          continue;
+        }
       }
-      if (sleptAt === 0 && polls < this.#asyncPoll && !policy.contended(now)) {
-        polls++;
+      if (sleptAt === 0 && now < pollUntil && !policy.contended(now)) {
         await nextTurn();
         this.#checkMapped();
         checkAborted(signal);
@@ -178,7 +187,7 @@ export class Waits {
         if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
         if (sleptAt === 0) sleptAt = now;
         if (stepHook !== undefined) stepHook('channel.wait.sleep');
-        await asyncWaiter.wait(p.base + seqWord * 4, seen, Math.min(left, SLEEP_MS), [signal, this.#released]);
+        await asyncWaiter.wait(p.base + seqWord * 4, seen, Math.min(left, pos === CLAIM_BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS), [signal, this.#released]);
       } finally {
         this.#counts.lower(waiters);
       }
@@ -188,7 +197,7 @@ export class Waits {
     }
     if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
     // Polling the event loop paid (claimed before sleeping): poll longer next time.
-    this.#asyncPoll = sleptAt === 0 ? Math.min(ASYNC_POLL_MAX, this.#asyncPoll * 2) : Math.max(1, this.#asyncPoll >>> 1);
+    this.#asyncPollMs = sleptAt === 0 ? Math.min(ASYNC_POLL_MAX, this.#asyncPollMs * 2) : Math.max(ASYNC_POLL_MIN, this.#asyncPollMs / 2);
     return claimed(pos);
   }
 
@@ -265,14 +274,13 @@ export class Waits {
   async awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const p = this.#p;
     let blockedSince = 0;
-    let polls = 0;
+    const pollUntil = performance.now() + this.#asyncPollMs;
     for (;;) {
       const now = performance.now();
       if (this.#handOver(pos, deadline, now, signal) === 'done') return;
       const held = p.held(pos);
       blockedSince = blockedSinceAfter(p, held ? CLAIM_BLOCKED : CLAIM_FULL, blockedSince, now);
-      if (polls < this.#asyncPoll) {
-        polls++;
+      if (now < pollUntil) {
         await nextTurn();
         this.#checkMapped();
         continue;

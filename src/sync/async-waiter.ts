@@ -33,7 +33,9 @@ class AsyncWaiter {
   wait(address: number, expected: number, timeoutMs: number, signals: readonly (AbortSignal | undefined)[] = []): Promise<void> {
     const id = this.#nextId++;
     return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
       const done = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
         for (const s of signals) s?.removeEventListener('abort', onAbort);
         if (this.#pending.delete(id) && this.#pending.size === 0) this.#worker?.unref();
         resolve();
@@ -43,6 +45,10 @@ class AsyncWaiter {
         this.#send({ op: 'remove', id });
         done();
       };
+      // The thread counts the timeout from when it picks the request up, which can be
+      // tens of ms later (the thread starting, a busy machine): a timer here makes the
+      // wait end on time whatever the thread does.
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(onAbort, Math.max(0, timeoutMs) + 1);
       if (signals.some((s) => s?.aborted)) {
         resolve();
         return;
