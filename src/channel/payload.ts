@@ -24,10 +24,10 @@ export class Payloads {
   readonly #data: number;
   readonly #kind: string;
   readonly #i32: Int32Array;
-  // The caller's buffer of the last small copy, and a DataView over it: a loop that reuses
-  // one buffer allocates nothing.
-  #lastBytes: Uint8Array | null = null;
-  #lastView: DataView = new DataView(new ArrayBuffer(0));
+  // The caller's buffers of the last small copy in and out, and a DataView over each: a
+  // loop that reuses its buffers allocates nothing.
+  readonly #source = new ViewCache();
+  readonly #target = new ViewCache();
 
   constructor(buffer: ArrayBuffer, start: number, length: number, payload: Payload, width: number, kind: string) {
     this.#u8 = new Uint8Array(buffer, start, length);
@@ -72,7 +72,7 @@ export class Payloads {
       length = src.length;
       if (length <= SMALL) {
         // The message's place in the slot is 4-byte aligned: copy 4 bytes at a time.
-        const view = this.#viewOf(src);
+        const view = this.#source.of(src);
         const i32 = this.#i32;
         const words = length >>> 2;
         const w0 = start >>> 2;
@@ -101,7 +101,7 @@ export class Payloads {
   copyOut(at: number, length: number, target: Uint8Array): void {
     const start = at + this.#data;
     if (length <= SMALL) {
-      const view = this.#viewOf(target);
+      const view = this.#target.of(target);
       const i32 = this.#i32;
       const words = length >>> 2;
       const w0 = start >>> 2;
@@ -122,18 +122,23 @@ export class Payloads {
     return out;
   }
 
-  /** A DataView over a caller's buffer, kept while the caller reuses that buffer. */
-  #viewOf(bytes: Uint8Array): DataView {
-    if (bytes !== this.#lastBytes) {
-      this.#lastBytes = bytes;
-      this.#lastView = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    }
-    return this.#lastView;
-  }
-
   /** Checks a receive target before anything is claimed. */
   checkTarget(target: unknown): void {
     if (!(target instanceof Uint8Array)) throw new InvalidArgumentError(`target must be a Uint8Array or Buffer, got ${describe(target)}`);
     if (target.length < this.#width) throw new OutOfRangeError(`target holds ${target.length} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
+  }
+}
+
+/** A DataView over a caller's buffer, kept while the caller reuses that buffer. */
+class ViewCache {
+  #bytes: Uint8Array | null = null;
+  #view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+
+  of(bytes: Uint8Array): DataView<ArrayBufferLike> {
+    if (bytes !== this.#bytes) {
+      this.#bytes = bytes;
+      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    }
+    return this.#view;
   }
 }
