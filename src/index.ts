@@ -43,5 +43,13 @@ export {
   type DepthOptions,
   type FixedOptions,
   type VariableOptions,
+  CodecChannel,
+  type Codec,
+  type CodecName,
+  ChannelReadable,
+  ChannelWritable,
+  type ReadableOptions,
+  type WritableOptions,
 } from './channel/index.js';
 export { Mutex, type LockOptions } from './mutex/mutex.js';
+export { Watch, WATCH_STEPS, type WatchOptions, type WatchValue, type WatchWaitOptions, type TypedArrayConstructor } from './watch/watch.js';

@@ -9,7 +9,7 @@
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
  * | 4      | version     | u16  | initialiser, once         | layout version, 2 |
- * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex |
+ * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
  * | 12     | width       | u32  | initialiser, once         | Fixed: bytes per message; Variable: capacity; Empty: 0 |
@@ -45,6 +45,11 @@
  * ## Mutex (kind 16; 64 bytes)
  * Header as above (depth, width and slot fields 0; totalSize 64), then `lock` at 48 and
  * `lockWaiters` at 52 (the robust lock protocol), `deaths` at 56 (holders that died).
+ *
+ * ## Watch (kind 32)
+ * Header as a Variable channel of depth 2 (the two value buffers are its "slots"; width
+ * is the capacity); the control words and buffers are in src/watch/layout.ts and
+ * docs/watch-layout.md.
  * @internal
  */
 
@@ -57,6 +62,7 @@ export const enum Kind {
   SingleBuffered = 2,
   Buffered = 3,
   Mutex = 16,
+  Watch = 32,
 }
 
 /** Payload kinds (header byte 7). */
@@ -157,8 +163,9 @@ export interface HeaderInfo {
 
 /** Human name of a kind and payload ("SingleBuffered.Variable"). */
 export function kindName(kind: number, payload: number): string {
-  const k = kind === Kind.Unbuffered ? 'Unbuffered' : kind === Kind.SingleBuffered ? 'SingleBuffered' : kind === Kind.Buffered ? 'Buffered' : kind === Kind.Mutex ? 'Mutex' : `kind ${kind}`;
+  const k = kind === Kind.Unbuffered ? 'Unbuffered' : kind === Kind.SingleBuffered ? 'SingleBuffered' : kind === Kind.Buffered ? 'Buffered' : kind === Kind.Mutex ? 'Mutex' : kind === Kind.Watch ? 'Watch' : `kind ${kind}`;
   if (kind === Kind.Mutex) return k;
+  if (kind === Kind.Watch) return 'Watch';
   const p = payload === Payload.Empty ? 'Empty' : payload === Payload.Fixed ? 'Fixed' : payload === Payload.Variable ? 'Variable' : `payload ${payload}`;
   return `${k}.${p}`;
 }
@@ -166,6 +173,7 @@ export function kindName(kind: number, payload: number): string {
 /** Description with parameters ("Buffered.Fixed(depth 4, width 64)"). */
 export function describeHeader(h: HeaderInfo): string {
   if (h.kind === Kind.Mutex) return 'Mutex';
+  if (h.kind === Kind.Watch) return `Watch(capacity ${h.width})`;
   const params: string[] = [];
   if (h.kind === Kind.Buffered) params.push(`depth ${h.depth}`);
   if (h.payload === Payload.Fixed) params.push(`width ${h.width}`);
@@ -179,6 +187,17 @@ export function describeHeader(h: HeaderInfo): string {
  */
 export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean {
   if (info.kind === Kind.Mutex) return info.totalSize === MUTEX_SIZE;
+  if (info.kind === Kind.Watch) {
+    // Two value buffers laid out as the slots of a Variable channel of depth 2.
+    return (
+      info.payload === Payload.Variable &&
+      info.depth === 2 &&
+      info.width >= 1 &&
+      info.stride === slotStride(Payload.Variable, info.width) &&
+      slotsOffset === SLOTS_OFFSET &&
+      info.totalSize === SLOTS_OFFSET + 2 * info.stride
+    );
+  }
   if (info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;
   return (
     info.payload <= Payload.Variable &&
