@@ -32,7 +32,9 @@ export type ShmErrorCode =
   | 'ERR_SHM_TIMEOUT'
   | 'ERR_SHM_OWNER_DEAD'
   | 'ERR_SHM_DEADLOCK'
-  | 'ERR_SHM_NOT_OWNER';
+  | 'ERR_SHM_NOT_OWNER'
+  | 'ERR_SHM_ENCODE'
+  | 'ERR_SHM_DECODE';
 
 /** Base class of the library's own errors (argument errors extend TypeError / RangeError instead). */
 export class ShmError extends Error {
@@ -248,5 +250,29 @@ export class AbortError extends Error {
   }
   override get name(): string {
     return 'AbortError';
+  }
+}
+
+/**
+ * A value could not be encoded by a channel's codec (a `bigint` or a cycle with `'json'`,
+ * a function with `'v8'`, a user codec that threw or returned something other than bytes
+ * or a string). Nothing was sent. `cause` is the codec's own error, when it threw one.
+ */
+export class EncodeError extends ShmError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, 'ERR_SHM_ENCODE', options);
+  }
+}
+
+/**
+ * A received message could not be decoded by the channel's codec. The message was taken
+ * from the channel (it is not delivered again); `bytes` holds it, `cause` the codec's error.
+ */
+export class DecodeError extends ShmError {
+  /** The message as received. */
+  readonly bytes: Buffer;
+  constructor(message: string, bytes: Buffer, options?: ErrorOptions) {
+    super(message, 'ERR_SHM_DECODE', options);
+    this.bytes = bytes;
   }
 }

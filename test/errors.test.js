@@ -636,6 +636,28 @@ const CHANNEL_AND_MUTEX_ROWS = [
       return { call: () => m.unlock(), unchanged: () => assert.is(m.holder, 0), shmName: shm.name };
     },
   },
+  {
+    title: 'a value the json codec cannot encode (a bigint)',
+    Class: api.EncodeError,
+    message: /^cannot encode an object \(Object\) with the json codec: Do not know how to serialize a BigInt; nothing was sent$/,
+    act(ctx) {
+      const { shm, ch, stats } = channel(ctx, { capacity: 64 });
+      const before = stats();
+      return { call: () => new api.CodecChannel(ch, 'json').sendSync({ n: 1n }), unchanged: () => assert.is(stats(), before), shmName: shm.name };
+    },
+  },
+  {
+    title: 'a message the json codec cannot decode',
+    Class: api.DecodeError,
+    message: /^cannot decode a message of 1 bytes from the SingleBuffered\.Variable channel at offset 0 with the json codec: .*\(the message was taken from the channel; err\.bytes holds it\)$/,
+    act(ctx) {
+      const { shm, ch, stats } = channel(ctx, { capacity: 64 });
+      ch.sendSync('{');
+      const json = new api.CodecChannel(ch, 'json');
+      // the call's effect is the point: the message is consumed
+      return { call: () => json.recvSync(), unchanged: () => assert.is(ch.stats().queued, 0), shmName: shm.name };
+    },
+  },
 ];
 
 // Error classes no synchronous call here can trigger: AbortError comes only from async
@@ -669,6 +691,8 @@ const CODES = {
   DeadlockError: 'ERR_SHM_DEADLOCK',
   NotOwnerError: 'ERR_SHM_NOT_OWNER',
   AbortError: 'ABORT_ERR',
+  EncodeError: 'ERR_SHM_ENCODE',
+  DecodeError: 'ERR_SHM_DECODE',
 };
 
 /** The built-in base an error class must extend: argument errors TypeError / RangeError, AbortError Error, the rest ShmError. */

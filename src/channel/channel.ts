@@ -19,6 +19,7 @@ import { gemShape } from './shapes.js';
 import { CLAIM_CLOSED, SlotProtocol } from './slot-protocol.js';
 import { holdStructure, initOrAttach, readHeader } from './structure.js';
 import { Waits } from './waiting.js';
+import { readableOf, writableOf, type ChannelReadable, type ChannelWritable, type ReadableOptions, type WritableOptions } from './streams.js';
 import type * as K from './kinds.js';
 
 export type { Message } from './payload.js';
@@ -371,6 +372,24 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       }
       yield msg;
     }
+  }
+
+  /**
+   * A `stream.Writable` of bytes that sends each chunk written as a message (a chunk larger
+   * than the capacity as several), waiting for room; closes the channel when it finishes
+   * or is destroyed unless `close: false`. Variable kinds only. See streams.ts.
+   */
+  writable(options?: WritableOptions): ChannelWritable {
+    return writableOf(this, options);
+  }
+
+  /**
+   * A `stream.Readable` of bytes that pushes each message received, ends when the channel
+   * is closed and empty, and receives only while its buffer has room; closes the channel
+   * when destroyed before its end unless `close: false`. See streams.ts.
+   */
+  readable(options?: ReadableOptions): ChannelReadable {
+    return readableOf(this, options);
   }
 
   /** Copies the message out of the slot claimed at `pos` and frees the slot. */

@@ -48,6 +48,8 @@ Object.assign(Channel, {
 export { Channel };
 export type { ChannelOptions, ChannelStats, Message, RecvOptions, SendOptions } from './channel.js';
 export type { DepthOptions, FixedOptions, VariableOptions } from './kinds.js';
+export { CodecChannel, type Codec, type CodecName } from './codec.js';
+export { ChannelReadable, ChannelWritable, type ReadableOptions, type WritableOptions } from './streams.js';
 export {
   BufferedEmpty,
   BufferedFixed,
