@@ -12,10 +12,13 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, writeSync, openSync, closeSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
 import { Channel, ChannelReadable, ChannelWritable, ClosedWriteError, InvalidArgumentError, RegionUnmappedError } from '../dist/index.js';
 import { harness, rejects, throws, until, within, delay } from './fixtures/channel-harness.js';
 import { listSuiteObjects, suiteChanges } from './shm-check.js';
@@ -291,6 +294,18 @@ it('the streams are ChannelWritable / ChannelReadable (stream.Writable / Readabl
   throws(() => ch.readable({ close: 'yes' }), InvalidArgumentError, /^options\.close must be a boolean, got "yes"$/);
   const fixed = h.keep(new Channel.SingleBuffered.Fixed(h.object(), { width: 8 }));
   throws(() => fixed.writable(), InvalidArgumentError, /^a writable stream needs a Variable channel/);
+});
+
+it('examples/stream-file.js copies a file between two processes and says the copy is equal', 20_000, async () => {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const child = spawn(process.execPath, ['examples/stream-file.js', 'test/fixtures/stream-peer.js'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  h.defer(() => child.kill('SIGKILL'));
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  const [code] = await once(child, 'exit');
+  assert.is(code, 0, out);
+  assert.match(out, /sent \d+ bytes in [\d.]+ s[\s\S]*the copy is equal/);
 });
 
 test.run();
