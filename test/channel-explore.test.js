@@ -12,6 +12,7 @@ import * as assert from 'uvu/assert';
 import { Region } from '../dist/index.js';
 import { CHANNEL_STEPS } from '../dist/channel/slot-protocol.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { prng } from './fixtures/prng.js';
 import { harness, settle } from './fixtures/channel-harness.js';
 import { CHANNEL_AT, KINDS, drain, msg, noWedge, tagOf } from './fixtures/step-kinds.js';
 
@@ -20,16 +21,6 @@ const SCHEDULES = Number(process.env.EXPLORE_SCHEDULES ?? 24);
 const FIRST_SEED = Number(process.env.EXPLORE_SEED ?? Date.now() % 1_000_000);
 const ONLY_ONE = process.env.EXPLORE_SEED !== undefined;
 
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 let current = null;
 
 async function schedule(seed) {

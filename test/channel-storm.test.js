@@ -10,6 +10,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, Region } from '../dist/index.js';
+import { prng } from './fixtures/prng.js';
 import { harness, until } from './fixtures/channel-harness.js';
 
 const h = harness(test, 'storm');
@@ -17,16 +18,6 @@ const ROUNDS = Number(process.env.STORM_ROUNDS ?? 12);
 const SEED = Number(process.env.STORM_SEED ?? Date.now() % 1_000_000);
 const COUNT = 300;
 
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TALLY = 8192;
 

@@ -57,6 +57,32 @@ function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 }
 
+/** The futex word waiters of one side sleep on. */
+function seqWordOf(send: boolean): number {
+  return send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
+}
+
+/** How long one sleep may last: short behind a claim in progress, bounded always. */
+function sleepMs(pos: number, left: number): number {
+  return Math.min(left, pos === CLAIM_BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS);
+}
+
+/** One wait's bookkeeping. */
+class WaitState {
+  /** When the claim was first seen blocked by another party (0: not blocked). */
+  blockedSince = 0;
+  /** When the wait first slept (0: not yet). */
+  sleptAt = 0;
+  /** The sequence word as read before the last claim. */
+  seen = 0;
+
+  reset(): this {
+    this.blockedSince = 0;
+    this.sleptAt = 0;
+    return this;
+  }
+}
+
 /** The waiting side of one channel handle. */
 export class Waits {
   readonly #p: SlotProtocol;
@@ -69,6 +95,8 @@ export class Waits {
   readonly #asyncSendSpin = new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN);
   readonly #asyncRecvSpin = new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN);
   #asyncPollMs = ASYNC_POLL_MAX;
+  readonly #syncSend = new WaitState();
+  readonly #syncRecv = new WaitState();
 
   constructor(p: SlotProtocol, counts: SharedCounts, where: () => string, mapped: () => boolean, released: AbortSignal) {
     this.#p = p;
@@ -111,36 +139,26 @@ export class Waits {
   }
 
   #acquireSyncSlow(send: boolean, deadline: number, pos: number): number {
-    const p = this.#p;
     const policy = send ? this.#sendSpin : this.#recvSpin;
-    const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
-    const waiters = send ? SEND_WAITERS : RECV_WAITERS;
-    let blockedSince = 0;
-    let sleptAt = 0;
+    // Sync calls never overlap on a thread: one bookkeeping object per direction serves them all.
+    const w = (send ? this.#syncSend : this.#syncRecv).reset();
     while (pos < 0) {
-      if (pos === CLAIM_CLOSED) throw this.#closed(send);
       const now = performance.now();
-      blockedSince = blockedSinceAfter(p, pos, blockedSince, now);
-      const left = deadline - now;
-      if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
-      if (sleptAt === 0 && this.#spin(policy, send, now, left)) {
+      const left = this.#look(send, pos, deadline, now, w);
+      if (w.sleptAt === 0 && this.#spin(policy, send, now, left)) {
         pos = this.#claim(send);
         continue;
       }
-      this.#counts.raise(waiters);
       try {
-        const seen = Atomics.load(p.w, seqWord);
-        pos = this.#claim(send);
+        pos = this.#countAndClaim(send, w, now);
         if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
-        if (sleptAt === 0) sleptAt = now;
-        if (stepHook !== undefined) stepHook('channel.wait.sleep');
-        futexWait(p.base + seqWord * 4, seen, Math.min(left, pos === CLAIM_BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS));
+        futexWait(this.#p.base + seqWordOf(send) * 4, w.seen, sleepMs(pos, left));
       } finally {
-        this.#counts.lower(waiters);
+        this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
       }
       pos = this.#claim(send);
     }
-    if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
+    if (w.sleptAt !== 0) policy.slept(performance.now() - w.sleptAt);
     return pos;
   }
 
@@ -153,52 +171,62 @@ export class Waits {
     checkAborted(signal);
     let pos = this.#claim(send);
     if (pos >= 0) return claimed(pos);
-    const p = this.#p;
     const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
-    const seqWord = send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
-    const waiters = send ? SEND_WAITERS : RECV_WAITERS;
-    let blockedSince = 0;
-    let sleptAt = 0;
+    const w = new WaitState();
     let pollUntil = 0;
     while (pos < 0) {
-      if (pos === CLAIM_CLOSED) throw this.#closed(send);
       const now = performance.now();
-      blockedSince = blockedSinceAfter(p, pos, blockedSince, now);
-      const left = deadline - now;
-      if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
-      if (sleptAt === 0 && pollUntil === 0) {
+      const left = this.#look(send, pos, deadline, now, w);
+      if (w.sleptAt === 0 && pollUntil === 0) {
         pollUntil = now + this.#asyncPollMs;
         if (this.#spin(policy, send, now, left)) {
           pos = this.#claim(send);
           continue;
         }
       }
-      if (sleptAt === 0 && now < pollUntil && !policy.contended(now)) {
+      if (w.sleptAt === 0 && now < pollUntil && !policy.contended(now)) {
         await nextTurn();
-        this.#checkMapped();
-        checkAborted(signal);
-        pos = this.#claim(send);
-        continue;
-      }
-      this.#counts.raise(waiters);
-      try {
-        const seen = Atomics.load(p.w, seqWord);
-        pos = this.#claim(send);
-        if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
-        if (sleptAt === 0) sleptAt = now;
-        if (stepHook !== undefined) stepHook('channel.wait.sleep');
-        await asyncWaiter.wait(p.base + seqWord * 4, seen, Math.min(left, pos === CLAIM_BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS), [signal, this.#released]);
-      } finally {
-        this.#counts.lower(waiters);
+      } else {
+        try {
+          pos = this.#countAndClaim(send, w, now);
+          if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
+          await asyncWaiter.wait(this.#p.base + seqWordOf(send) * 4, w.seen, sleepMs(pos, left), [signal, this.#released]);
+        } finally {
+          this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
+        }
       }
       this.#checkMapped();
       checkAborted(signal);
       pos = this.#claim(send);
     }
-    if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
+    if (w.sleptAt !== 0) policy.slept(performance.now() - w.sleptAt);
     // Polling the event loop paid (claimed before sleeping): poll longer next time.
-    this.#asyncPollMs = sleptAt === 0 ? Math.min(ASYNC_POLL_MAX, this.#asyncPollMs * 2) : Math.max(ASYNC_POLL_MIN, this.#asyncPollMs / 2);
+    this.#asyncPollMs = w.sleptAt === 0 ? Math.min(ASYNC_POLL_MAX, this.#asyncPollMs * 2) : Math.max(ASYNC_POLL_MIN, this.#asyncPollMs / 2);
     return claimed(pos);
+  }
+
+  /** Steps 1–3 after a failed claim: closed ends the call, the liveness clock runs, the deadline ends it. Returns the ms left. */
+  #look(send: boolean, pos: number, deadline: number, now: number, w: WaitState): number {
+    if (pos === CLAIM_CLOSED) throw this.#closed(send);
+    w.blockedSince = blockedSinceAfter(this.#p, pos, w.blockedSince, now);
+    const left = deadline - now;
+    if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
+    return left;
+  }
+
+  /**
+   * Step 5's first half: count this waiter, read the sequence word, claim once more.
+   * The caller lowers the count after its sleep (or at once if this claim settled it).
+   */
+  #countAndClaim(send: boolean, w: WaitState, now: number): number {
+    this.#counts.raise(send ? SEND_WAITERS : RECV_WAITERS);
+    w.seen = Atomics.load(this.#p.w, seqWordOf(send));
+    const pos = this.#claim(send);
+    if (pos === CLAIM_FULL || pos === CLAIM_BLOCKED) {
+      if (w.sleptAt === 0) w.sleptAt = now;
+      if (stepHook !== undefined) stepHook('channel.wait.sleep');
+    }
+    return pos;
   }
 
   /** A blocking receive of an Unbuffered channel counts itself in `recvActive` (trySend offers only then). */
