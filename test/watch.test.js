@@ -285,4 +285,12 @@ test('across processes: waitSync and wait in children wake on a write here', asy
   assert.is(Atomics.load(words, 17), 0, 'waiters uncounted');
 });
 
+test('examples/watch-config.js: three watcher processes all see the final config', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, [new URL('../examples/watch-config.js', import.meta.url).pathname], { encoding: 'utf8', timeout: 30_000 });
+  assert.is(r.status, 0, r.stdout + r.stderr);
+  for (const how of ['sync', 'onChange', 'for await']) assert.match(r.stdout, new RegExp(`watcher ${how} +\\(pid \\d+\\) saw versions [\\d, ]*4\\n`));
+  assert.match(r.stdout, /all three watchers saw the final config \(version 4\)/);
+});
+
 test.run();
