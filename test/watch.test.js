@@ -285,6 +285,22 @@ test('across processes: waitSync and wait in children wake on a write here', asy
   assert.is(Atomics.load(words, 17), 0, 'waiters uncounted');
 });
 
+test('concurrent-shm inspect --json names a Watch, its version and its writer lock', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const shm = h.object();
+  const w = h.keep(new Watch(shm, { capacity: 64 }));
+  w.write('a');
+  w.write('b');
+  const r = spawnSync(process.execPath, [new URL('../dist/cli/main.js', import.meta.url).pathname, 'inspect', shm.name, '--json'], { encoding: 'utf8', timeout: 20_000 });
+  assert.is(r.status, 0, r.stderr);
+  const s = JSON.parse(r.stdout).structure;
+  assert.is(s.type, 'watch');
+  assert.is(s.description, 'Watch(capacity 64)');
+  assert.is(s.version, 2);
+  assert.is(s.lockHolder, 0);
+  assert.is(s.deaths, 0);
+});
+
 test('examples/watch-config.js: three watcher processes all see the final config', async () => {
   const { spawnSync } = await import('node:child_process');
   const r = spawnSync(process.execPath, [new URL('../examples/watch-config.js', import.meta.url).pathname], { encoding: 'utf8', timeout: 30_000 });

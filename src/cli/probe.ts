@@ -12,8 +12,8 @@ import type { ByteSource } from './source.js';
 export interface Structure {
   /** Byte offset of the structure in the object. */
   offset: number;
-  /** `"channel"` or `"mutex"`. */
-  type: 'channel' | 'mutex';
+  /** `"channel"`, `"mutex"` or `"watch"`. */
+  type: 'channel' | 'mutex' | 'watch';
   /** Kind, such as `"Buffered.Fixed"` or `"Mutex"`. */
   kind: string;
   /** Kind with its parameters, such as `"Buffered.Fixed(depth 4, width 64)"`. */
@@ -42,8 +42,10 @@ export interface Structure {
   /** Mutex: the process holding it, 0 if none, and whether it runs (`null` when free). */
   lockHolder?: number;
   lockHolderAlive?: boolean | null;
-  /** Mutex: holders that died holding it. */
+  /** Mutex: holders that died holding it. Watch: writers that died holding the writer lock. */
   deaths?: number;
+  /** Watch: writes so far (modulo 2^32); its writer lock is in `lockHolder`, processes asleep waiting for a change in `waiting.receivers`. */
+  version?: number;
 }
 
 /** The outcome of looking for a structure at an offset. */
@@ -80,6 +82,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   };
   const slots = head.readUInt32LE(H.SLOTS);
   const mutex = info.kind === Kind.Mutex;
+  const watch = info.kind === Kind.Watch;
   const consistent = headerConsistent(info, slots);
   if (!consistent) {
     return { found: false, reason: `the header is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, size ${info.totalSize})` };
@@ -90,7 +93,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const initPid = head.readUInt32LE(H.INIT_PID);
   const s: Structure = {
     offset,
-    type: mutex ? 'mutex' : 'channel',
+    type: mutex ? 'mutex' : watch ? 'watch' : 'channel',
     kind: kindName(info.kind, info.payload),
     description: describeHeader(info),
     depth: mutex ? 0 : info.depth,
@@ -99,7 +102,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     ready: head.readUInt32LE(H.INIT) === INIT_READY,
     initPid,
     initPidAlive: pidAlive(initPid),
-    closed: !mutex && head.readUInt32LE(H.CLOSED) !== 0,
+    closed: !mutex && !watch && head.readUInt32LE(H.CLOSED) !== 0,
   };
   if (!s.ready) return { found: true, structure: s };
 
@@ -109,6 +112,18 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
     s.waiting = { lock: head.readUInt32LE(MW.LOCK_WAITERS * 4) };
     s.deaths = head.readUInt32LE(MW.DEATHS * 4);
+    return { found: true, structure: s };
+  }
+  if (watch) {
+    // Word offsets of src/watch/layout.ts: version 64, waiters 68, lock 128, lockWaiters 132, deaths 136.
+    const control = src.read(offset, 140);
+    if (control.length < 140) return { found: false, reason: 'the object shrank while it was read' };
+    const holder = control.readUInt32LE(128);
+    s.version = control.readUInt32LE(64);
+    s.lockHolder = holder;
+    s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
+    s.waiting = { lock: control.readUInt32LE(132), receivers: control.readUInt32LE(68) };
+    s.deaths = control.readUInt32LE(136);
     return { found: true, structure: s };
   }
   const control = src.read(offset, SLOTS_OFFSET);
