@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { serialize } from 'node:v8';
+import { deserialize, serialize } from 'node:v8';
 import { Channel, CodecChannel, SharedMemory } from '../dist/index.js';
 
 const self = fileURLToPath(import.meta.url);
@@ -51,79 +51,96 @@ function median(xs) {
   return s[s.length >> 1];
 }
 
-/** Median over BATCHES of the mean round trip (µs) of `rounds` calls of `roundTrip`. */
-async function measure(rounds, roundTrip) {
-  for (let i = 0; i < Math.min(rounds, 200); i++) await roundTrip(); // warm-up
-  const batches = [];
-  for (let b = 0; b < BATCHES; b++) {
-    const t0 = performance.now();
-    for (let i = 0; i < rounds; i++) await roundTrip();
-    batches.push(((performance.now() - t0) * 1000) / rounds);
-  }
-  return median(batches);
+/** Times `rounds` calls of `roundTrip`; returns the mean in µs. */
+async function batch(rounds, roundTrip) {
+  const t0 = performance.now();
+  for (let i = 0; i < rounds; i++) await roundTrip();
+  return ((performance.now() - t0) * 1000) / rounds;
 }
 
-async function channelRow(codec, mode, rounds) {
+/** A channel pair and an echoing child; `roundTrip` sends a value and waits for it back. */
+function channelTransport(codec, mode) {
   const shm = SharedMemory.open(null, 0o600, { mode: 'anon' });
-  try {
-    // 'bytes': no codec, the object's v8 serialization sent as is (the floor of the codec rows)
-    const wrap = (ch) => (codec === 'bytes' ? ch : new CodecChannel(ch, codec));
-    const ping = wrap(new Channel.SingleBuffered.Variable(shm, { capacity: CAPACITY, offset: 0 }));
-    const pong = wrap(new Channel.SingleBuffered.Variable(shm, { capacity: CAPACITY, offset: 8192 }));
-    const child = shm.fork(self, ['channel-echo', codec]);
-    const exited = once(child, 'exit');
-    const value = codec === 'bytes' ? serialize(OBJECT()) : OBJECT();
-    const us =
+  // 'bytes': no codec, the object's v8 serialization sent as is (the floor of the codec rows)
+  const wrap = (ch) => (codec === 'bytes' ? ch : new CodecChannel(ch, codec));
+  const ping = wrap(new Channel.SingleBuffered.Variable(shm, { capacity: CAPACITY, offset: 0 }));
+  const pong = wrap(new Channel.SingleBuffered.Variable(shm, { capacity: CAPACITY, offset: 8192 }));
+  const child = shm.fork(self, ['channel-echo', codec]);
+  const exited = once(child, 'exit');
+  const value = codec === 'bytes' ? serialize(OBJECT()) : OBJECT();
+  return {
+    roundTrip:
       mode === 'sync'
-        ? await measure(rounds, () => {
+        ? () => {
             ping.sendSync(value);
             pong.recvSync();
-          })
-        : await measure(rounds, async () => {
+          }
+        : async () => {
             await ping.send(value);
             await pong.recv();
-          });
-    ping.close();
-    await exited;
-    return us;
-  } finally {
-    shm.close();
-  }
+          },
+    async stop() {
+      ping.close();
+      await exited;
+      shm.close();
+    },
+  };
 }
 
-async function ipcRow(rounds) {
+async function ipcTransport() {
   const child = fork(self, ['ipc-echo'], { serialization: 'advanced' });
   await once(child, 'spawn');
   const value = OBJECT();
   let resolve;
   child.on('message', () => resolve());
-  const us = await measure(rounds, () => {
-    const answered = new Promise((r) => (resolve = r));
-    child.send(value);
-    return answered;
-  });
-  const exited = once(child, 'exit');
-  child.disconnect();
-  await exited;
-  return us;
+  return {
+    roundTrip() {
+      const answered = new Promise((r) => (resolve = r));
+      child.send(value);
+      return answered;
+    },
+    async stop() {
+      const exited = once(child, 'exit');
+      child.disconnect();
+      await exited;
+    },
+  };
 }
 
 async function main() {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '20000' } } });
   const rounds = Number(values.rounds);
   const [load1] = loadavg();
-  console.log(`${cpus().length} CPUs, load average ${load1.toFixed(1)} (figures on a loaded machine vary a lot: compare rows of the same run), Node ${process.version}`);
-  console.log(`round trip of a small object (${Buffer.byteLength(JSON.stringify(OBJECT()))} bytes as JSON; ${serialize(OBJECT()).length} with v8.serialize), median of ${BATCHES} batches`);
+  console.log(`${cpus().length} CPUs, load average ${load1.toFixed(1)}, Node ${process.version}`);
+  console.log(`round trip of a small object (${Buffer.byteLength(JSON.stringify(OBJECT()))} bytes as JSON; ${serialize(OBJECT()).length} with v8.serialize)`);
+  console.log(`median of ${BATCHES} batches; the rows' batches take turns, so a change of load meanwhile hits every row alike`);
   const rows = [
-    ["channel + 'v8' codec, sync (sendSync / recvSync)", await channelRow('v8', 'sync', rounds)],
-    ["channel + 'v8' codec, async (send / recv)", await channelRow('v8', 'async', Math.ceil(rounds / 4))],
-    ["channel + 'json' codec, sync", await channelRow('json', 'sync', rounds)],
-    ['channel, the same bytes without a codec, sync', await channelRow('bytes', 'sync', rounds)],
-    ["process.send, serialization: 'advanced'", await ipcRow(Math.ceil(rounds / 20))],
+    { what: "channel + 'v8' codec, sync (sendSync / recvSync)", rounds, t: channelTransport('v8', 'sync') },
+    { what: "channel + 'v8' codec, async (send / recv)", rounds: Math.ceil(rounds / 4), t: channelTransport('v8', 'async') },
+    { what: "channel + 'json' codec, sync", rounds, t: channelTransport('json', 'sync') },
+    { what: 'channel, the same bytes without a codec, sync', rounds, t: channelTransport('bytes', 'sync') },
+    { what: "process.send, serialization: 'advanced'", rounds: Math.ceil(rounds / 20), t: await ipcTransport() },
   ];
-  const base = rows.at(-1)[1];
-  for (const [what, us] of rows) {
-    const ratio = what.startsWith('process.send') ? 'baseline' : base >= us ? `${(base / us).toFixed(1)}× faster` : `${(us / base).toFixed(1)}× slower`;
-    console.log(`${what.padEnd(52)} ${us.toFixed(2).padStart(9)} µs   ${ratio}`);
+  for (const row of rows) {
+    row.batches = [];
+    for (let i = 0; i < Math.min(row.rounds, 500); i++) await row.t.roundTrip(); // warm-up
   }
+  for (let b = 0; b < BATCHES; b++) for (const row of rows) row.batches.push(await batch(row.rounds, row.t.roundTrip));
+  for (const row of rows) await row.t.stop();
+  const base = median(rows.at(-1).batches);
+  for (const row of rows) {
+    const us = median(row.batches);
+    const ratio = row === rows.at(-1) ? 'baseline' : base >= us ? `${(base / us).toFixed(1)}× faster` : `${(us / base).toFixed(1)}× slower`;
+    console.log(`${row.what.padEnd(52)} ${us.toFixed(2).padStart(9)} µs   ${ratio}`);
+  }
+  // what encoding and decoding alone cost in this process
+  const value = OBJECT();
+  const n = 100_000;
+  let t0 = performance.now();
+  for (let i = 0; i < n; i++) deserialize(serialize(value));
+  const v8us = ((performance.now() - t0) * 1000) / n;
+  t0 = performance.now();
+  for (let i = 0; i < n; i++) JSON.parse(JSON.stringify(value));
+  const jsonUs = ((performance.now() - t0) * 1000) / n;
+  console.log(`encode + decode alone, in one process: v8 ${v8us.toFixed(2)} µs, json ${jsonUs.toFixed(2)} µs (twice per round trip)`);
 }

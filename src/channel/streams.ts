@@ -68,7 +68,9 @@ export class ChannelWritable extends Writable {
     const max = this.#ch.width;
     const signal = this.#stop.signal;
     for (let at = 0; at < chunk.length; at += max) {
-      await this.#ch.send(chunk.length <= max ? chunk : chunk.subarray(at, at + max), { signal });
+      const piece = chunk.length <= max ? chunk : chunk.subarray(at, at + max);
+      // trySend first: no promise and no timer when there is room now
+      if (!this.#ch.trySend(piece)) await this.#ch.send(piece, { signal });
     }
   }
 
@@ -117,9 +119,10 @@ export class ChannelReadable extends Readable {
     this.#pumping = true;
     try {
       for (;;) {
-        let msg: Buffer;
+        let msg: Buffer | undefined;
         try {
-          msg = await this.#ch.recv({ signal: this.#stop.signal });
+          // tryRecv first: no promise when a message is ready now
+          msg = this.#ch.tryRecv() ?? (await this.#ch.recv({ signal: this.#stop.signal }));
         } catch (err) {
           if (this.destroyed) return;
           if (err instanceof ChannelClosedError) {
