@@ -14,6 +14,7 @@ import { Region, Watch, WATCH_STEPS } from '../dist/index.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 import { harness } from './fixtures/channel-harness.js';
 import { checkValue, valueOf } from './fixtures/watch-values.js';
+import { prng } from './fixtures/prng.js';
 
 const h = harness(test, 'wstep');
 const WATCH_AT = 4096;
@@ -157,22 +158,13 @@ for (const role of ['wait', 'wait-async']) {
 // reading throughout; the value is always whole and one that was written, the version
 // counts exactly the published writes, and a last write gets through within 1 s.
 const STOPS = [...WRITE_STEPS, 'mutex.lock.acquired'];
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 const SCHEDULES = Number(process.env.WATCH_SCHEDULES ?? 10);
 const BASE_SEED = Number(process.env.WATCH_SEED ?? Date.now() % 1_000_000);
 
 test(`explorer: ${SCHEDULES} random schedules of writers stopped, let go and killed (seed ${BASE_SEED})`, async () => {
   for (let k = 0; k < SCHEDULES; k++) {
     const seed = BASE_SEED + k;
-    const random = rng(seed);
+    const random = prng(seed);
     const pick = (list) => list[Math.floor(random() * list.length)];
     const plan = [];
     try {

@@ -301,6 +301,30 @@ test('concurrent-shm inspect --json names a Watch, its version and its writer lo
   assert.is(s.deaths, 0);
 });
 
+test('the version wraps from 2^32 - 1 to 2, never to 0 ("never written"), and the value follows', () => {
+  const { w } = fresh();
+  const words = new Int32Array(w.region.mapping.buffer, w.region.start, 32);
+  w.write('a'); // version 1, buffer 1
+  Atomics.store(words, 16, 0xfffffffd | 0); // as if 2^32 - 3 writes had happened (odd: buffer 1 still)
+  assert.equal(w.read({ encoding: 'utf8' }), { value: 'a', version: 0xfffffffd });
+  assert.is(w.write('b'), 0xfffffffe);
+  assert.is(w.write('c'), 0xffffffff);
+  assert.is(w.waitSync(0xfffffffe, { timeout: 0 }), 0xffffffff);
+  assert.is(w.write('d'), 2);
+  assert.equal(w.read({ encoding: 'utf8' }), { value: 'd', version: 2 });
+  assert.is(w.waitSync(0xffffffff, { timeout: 0 }), 2);
+  assert.is(w.write('e'), 3);
+  assert.equal(w.read({ encoding: 'utf8' }), { value: 'e', version: 3 });
+});
+
+test('a process that exits with an async wait pending gives its waiter count back', async () => {
+  const shm = h.object();
+  const w = h.keep(new Watch(shm, { capacity: 16 }));
+  const r = await h.start('watch-party', 'exit-waiting', {}, { shm }).result();
+  assert.equal(r, { ok: true, counted: 1 });
+  assert.is(Atomics.load(new Int32Array(w.region.mapping.buffer, w.region.start, 32), 17), 0);
+});
+
 test('examples/watch-config.js: three watcher processes all see the final config', async () => {
   const { spawnSync } = await import('node:child_process');
   const r = spawnSync(process.execPath, [new URL('../examples/watch-config.js', import.meta.url).pathname], { encoding: 'utf8', timeout: 30_000 });

@@ -12,7 +12,7 @@
  * ## Control words
  * | offset | field       | written by                     | ordering | meaning |
  * |-------:|-------------|--------------------------------|----------|---------|
- * | 64     | version     | the writer holding `lock`      | seq-cst store, after the buffer is filled | writes published so far (mod 2^32); 0: never written. The value is in buffer `version & 1` |
+ * | 64     | version     | the writer holding `lock`      | seq-cst store, after the buffer is filled | writes published so far; 0: never written (after 2^32 − 1 it wraps to 2, keeping the buffer's parity). The value is in buffer `version & 1` |
  * | 68     | waiters     | sleeping `waitSync` / `wait`   | seq-cst add/sub | count; a writer wakes sleepers on `version` only when non-zero |
  * | 128    | lock        | writers                        | CAS      | 0 free, otherwise the pid of the writer (robust: a dead writer's lock is taken over, sync/robust-lock.ts) |
  * | 132    | lockWaiters | writers sleeping on `lock`     | seq-cst add/sub | count, as the Mutex's |

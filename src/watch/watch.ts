@@ -82,7 +82,7 @@ export interface WatchWaitOptions {
   signal?: AbortSignal;
 }
 
-/** A value read, and the version (number of writes, modulo 2^32) it was published as. */
+/** A value read, and the version it was published as (see {@link Watch.version}). */
 export interface WatchValue<T = Buffer> {
   value: T;
   version: number;
@@ -113,6 +113,11 @@ const INTERNAL: unique symbol = Symbol('concurrent-shm watch');
 
 // A Watch collected without release() forgets its place in the overlap registry.
 const structures = new FinalizationRegistry<() => void>((forget) => forget());
+
+// Handles with async waits pending: a process that exits normally meanwhile (process.exit)
+// gives back what they added to `waiters`. (Only a killed process leaves a count raised.)
+const counting = new Set<{ giveBack(): void }>();
+let exitHook = false;
 
 // A word of this thread only: an atomic add on it is a full barrier (x86 `lock xadd`,
 // ARM64 an exclusive pair with acquire and release), ordering a reader's plain copy before
@@ -255,7 +260,10 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     return this.info.totalSize;
   }
 
-  /** Number of writes so far (modulo 2^32); 0 before the first. Compare with `!==`, not `<`. */
+  /**
+   * Number of writes so far; 0 before the first. After 2^32 - 1 writes it wraps to 2 (0
+   * only ever means "never written"): compare versions with `!==`, not `<`.
+   */
   get version(): number {
     return Atomics.load(this.#words(), WW.VERSION) >>> 0;
   }
@@ -300,6 +308,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     try {
       step('watch.write.lock');
       next = (Atomics.load(w, WW.VERSION) + 1) | 0;
+      // 0 means "never written": the wrap after 2^32 - 1 writes goes to 2 (same buffer).
+      if (next === 0) next = 2;
       const at = BUFFERS_OFFSET + (next & 1) * this.#stride;
       if (src === null) {
         // The string's length is known once written: store it after the bytes.
@@ -506,7 +516,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
       const left = deadline - performance.now();
       if (left <= 0) throw this.#timeout(sinceVersion);
       Atomics.add(w, WW.WAITERS, 1);
-      this.#counted++;
+      if (this.#counted++ === 0) this.#countingStarts();
       try {
         if (Atomics.load(w, WW.VERSION) !== since) continue;
         step('watch.wait.sleep');
@@ -515,7 +525,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
         // A release meanwhile gave this count back already.
         if (this.region.isMapped) {
           Atomics.sub(w, WW.WAITERS, 1);
-          this.#counted--;
+          if (--this.#counted === 0) counting.delete(this.#giveBack);
         }
       }
     }
@@ -586,10 +596,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
    */
   release(): void {
     if (!this.region.isMapped) return;
-    if (this.#counted !== 0) {
-      Atomics.sub(this.#w, WW.WAITERS, this.#counted);
-      this.#counted = 0;
-    }
+    this.#giveBack.giveBack();
     this.#forget();
     structures.unregister(this);
     this.region.unmap();
@@ -599,6 +606,25 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   /** Same as {@link Watch.release} (`using w = ...`). */
   [Symbol.dispose](): void {
     this.release();
+  }
+
+  /** Gives back what this handle's pending async waits added to `waiters`. */
+  readonly #giveBack = {
+    giveBack: (): void => {
+      if (this.#counted !== 0 && this.region.isMapped) Atomics.sub(this.#w, WW.WAITERS, this.#counted);
+      this.#counted = 0;
+      counting.delete(this.#giveBack);
+    },
+  };
+
+  #countingStarts(): void {
+    counting.add(this.#giveBack);
+    if (!exitHook) {
+      exitHook = true;
+      process.once('exit', () => {
+        for (const c of [...counting]) c.giveBack();
+      });
+    }
   }
 
   #timeout(since: number): TimeoutError {
