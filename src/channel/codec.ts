@@ -8,7 +8,7 @@
 import { deserialize, serialize } from 'node:v8';
 import { DecodeError, EncodeError, InvalidArgumentError } from '../errors.js';
 import { checkOptions, describe } from '../validate.js';
-import type { Channel, ChannelStats, SendOptions } from './channel.js';
+import { Channel, type ChannelStats, type SendOptions } from './channel.js';
 
 /** A codec of one's own: `encode` turns a value into bytes (or a string, sent as UTF-8), `decode` turns a message back. */
 export interface Codec<T = unknown> {
@@ -23,7 +23,7 @@ export type CodecName = 'json' | 'v8';
 
 const SEND_KEYS = ['timeout', 'signal'] as const;
 
-/** The built-in codecs. json decodes from a string (the channel decodes UTF-8 straight from the slot). */
+/** The built-in codecs. */
 const JSON_CODEC: Codec = {
   encode(value) {
     const text = JSON.stringify(value);
@@ -62,11 +62,9 @@ export class CodecChannel<T = unknown> implements AsyncIterable<T>, Disposable {
   /** `'json'`, `'v8'` or `'custom'`. */
   readonly codecName: CodecName | 'custom';
   readonly #codec: Codec<T>;
-  readonly #json: boolean;
 
   constructor(channel: Channel, codec: CodecName | Codec<T>) {
-    // Duck-typed so that this file needs Channel only as a type (no import cycle).
-    if (channel === null || typeof channel !== 'object' || typeof (channel as Channel).recv !== 'function' || typeof (channel as Channel).kind !== 'string') {
+    if (!(channel instanceof Channel)) {
       throw new InvalidArgumentError(`a CodecChannel needs a Channel, got ${describe(channel)}`);
     }
     if (!channel.kind.endsWith('.Variable')) {
@@ -82,7 +80,6 @@ export class CodecChannel<T = unknown> implements AsyncIterable<T>, Disposable {
       throw new InvalidArgumentError(`codec must be 'json', 'v8' or an object with encode(value) and decode(bytes) methods, got ${describe(codec)}`);
     }
     this.channel = channel;
-    this.#json = this.codecName === 'json';
   }
 
   /** Kind of the channel underneath, such as `"Buffered.Variable"`. */
@@ -115,14 +112,13 @@ export class CodecChannel<T = unknown> implements AsyncIterable<T>, Disposable {
   }
 
   /** Decodes a received message; throws {@link DecodeError} (the message is consumed). */
-  #decode(bytes: Buffer | string): T {
+  #decode(bytes: Buffer): T {
     try {
-      return this.#json ? (JSON.parse(bytes as string) as T) : this.#codec.decode(bytes as Buffer);
+      return this.#codec.decode(bytes);
     } catch (err) {
-      const raw = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
       throw new DecodeError(
-        `cannot decode a message of ${raw.length} bytes from ${this.#where()} with the ${this.codecName} codec: ${(err as Error)?.message ?? String(err)} (the message was taken from the channel; err.bytes holds it)`,
-        raw,
+        `cannot decode a message of ${bytes.length} bytes from ${this.#where()} with the ${this.codecName} codec: ${(err as Error)?.message ?? String(err)} (the message was taken from the channel; err.bytes holds it)`,
+        bytes,
         { cause: err },
       );
     }
@@ -150,13 +146,13 @@ export class CodecChannel<T = unknown> implements AsyncIterable<T>, Disposable {
   /** Receives and decodes a value, blocking this thread; see {@link Channel.recvSync}. */
   recvSync(options?: SendOptions): T {
     const o = checkOptions<SendOptions>('options', options, SEND_KEYS);
-    return this.#decode(this.#json ? this.channel.recvSync({ ...o, encoding: 'utf8' }) : this.channel.recvSync(o));
+    return this.#decode(this.channel.recvSync(o));
   }
 
   /** Receives and decodes a value without blocking the event loop; see {@link Channel.recv}. */
   async recv(options?: SendOptions): Promise<T> {
     const o = checkOptions<SendOptions>('options', options, SEND_KEYS);
-    return this.#decode(this.#json ? await this.channel.recv({ ...o, encoding: 'utf8' }) : await this.channel.recv(o));
+    return this.#decode(await this.channel.recv(o));
   }
 
   /**
@@ -164,13 +160,13 @@ export class CodecChannel<T = unknown> implements AsyncIterable<T>, Disposable {
    * none (with `'v8'`, a sent `undefined` looks the same: use `recv({ timeout: 0 })` to tell them apart).
    */
   tryRecv(): T | undefined {
-    const msg = this.#json ? this.channel.tryRecv({ encoding: 'utf8' }) : this.channel.tryRecv();
+    const msg = this.channel.tryRecv();
     return msg === undefined ? undefined : this.#decode(msg);
   }
 
   /** Receives values until the channel is closed and empty: `for await (const value of jobs)`. A message that cannot be decoded ends the loop with {@link DecodeError}. */
   async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for await (const msg of this.channel) yield this.#decode(this.#json ? msg.toString('utf8') : msg);
+    for await (const msg of this.channel) yield this.#decode(msg);
   }
 
   /** Closes the channel for every process; see {@link Channel.close}. */
