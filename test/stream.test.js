@@ -201,6 +201,23 @@ it('a chunk larger than the capacity goes as several messages, joined again by t
   assert.equal(out.bytes(), Buffer.concat([data, Buffer.from('tail')]));
 });
 
+for (const [kind, make] of [
+  ['Unbuffered.Variable', (shm) => new Channel.Unbuffered.Variable(shm, { capacity: 300 })],
+  ['SingleBuffered.Variable', (shm) => new Channel.SingleBuffered.Variable(shm, { capacity: 300 })],
+  ['Buffered.Variable', (shm) => new Channel.Buffered.Variable(shm, { depth: 3, capacity: 300 })],
+]) {
+  it(`${kind}: a writable and a readable on the same channel, in one process, carry 1 MiB in order`, 10_000, async () => {
+    const ch = h.keep(make(h.object()));
+    const data = randomBytes(MiB);
+    const out = collector();
+    const reading = pipeline(ch.readable(), out);
+    await pipeline(Readable.from([data.subarray(0, 1000), data.subarray(1000, 1001), data.subarray(1001)]), ch.writable());
+    await reading;
+    assert.ok(out.bytes().equals(data));
+    assert.ok(out.chunks.every((c) => c.length <= 300), 'each message at most the capacity');
+  });
+}
+
 it('back-pressure, readable side: with nobody consuming, it receives only up to its high-water mark and the rest stays in the channel', 10_000, async () => {
   const { ch } = channel({ depth: 64, capacity: 1024 });
   for (let i = 0; i < 64; i++) ch.sendSync(Buffer.alloc(1024, i));
