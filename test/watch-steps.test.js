@@ -61,7 +61,7 @@ for (const step of WRITE_STEPS) {
       await gate.reached({ peer: a });
       // While A is stopped: readers get one whole value, the previous or A's.
       const expectedNow = PUBLISHED.has(step) ? 2 : 1;
-      for (let i = 0; i < 20; i++) {
+      for (let i = 0; i < 10; i++) {
         assert.is(readN(w).n, expectedNow, `while stopped at ${step}`);
         await tick();
       }
@@ -77,7 +77,8 @@ for (const step of WRITE_STEPS) {
       }
       const rb = await b.result();
       assert.ok(rb.ok, `B's write succeeds: ${JSON.stringify(rb)}`);
-      if (outcome === 'kill') assert.ok(performance.now() - killedAt < 1000, 'B got through within 1 s of the kill');
+      // The takeover comes within the liveness bound (100 ms) plus a check; 1.5 s allows for a busy machine.
+      if (outcome === 'kill') assert.ok(performance.now() - killedAt < 1500, 'B got through within ~1 s of the kill');
       const final = readN(w);
       assert.is(final.n, 3, 'B wrote last');
       if (outcome === 'resume') {
@@ -113,7 +114,8 @@ for (const step of READ_STEPS) {
       const t0 = performance.now();
       w.write(valueOf(2));
       w.write(valueOf(3));
-      assert.ok(performance.now() - t0 < 50, 'writes never wait for readers');
+      // (A write waiting for the stopped reader would never end; 500 ms allows for a busy machine.)
+      assert.ok(performance.now() - t0 < 500, 'writes never wait for readers');
       if (outcome === 'resume') {
         gate.release();
         const ra = await a.result();
@@ -158,7 +160,7 @@ for (const role of ['wait', 'wait-async']) {
 // reading throughout; the value is always whole and one that was written, the version
 // counts exactly the published writes, and a last write gets through within 1 s.
 const STOPS = [...WRITE_STEPS, 'mutex.lock.acquired'];
-const SCHEDULES = Number(process.env.WATCH_SCHEDULES ?? 10);
+const SCHEDULES = Number(process.env.WATCH_SCHEDULES ?? 8);
 const BASE_SEED = Number(process.env.WATCH_SEED ?? Date.now() % 1_000_000);
 
 test(`explorer: ${SCHEDULES} random schedules of writers stopped, let go and killed (seed ${BASE_SEED})`, async () => {
