@@ -13,10 +13,15 @@
  *   spin up to {@link SpinPolicy.max} next time;
  * - **spinning did not pay** (the wait slept for long): halve the limit, down to `min`;
  * - **the spin was preempted** (two looks at the clock, a few hundred loads apart, are
- *   more than {@link PREEMPTED_MS} apart: another task had this CPU): the cores are
- *   busy; spin only `min` for the next {@link CONTENDED_MS}, then try again.
+ *   more than {@link PREEMPTED_MS} apart, or a `sched_yield` gave the CPU away that
+ *   long: another task wanted this CPU): twice within {@link CONTENDED_MS}, the cores
+ *   are busy; spin only `min` for the next {@link CONTENDED_MS}, then try again.
+ *
+ * While it spins, a waiter also offers its CPU every {@link YIELD_EVERY_MS}: a peer
+ * queued behind it on the same core runs at once.
  * @internal
  */
+import { sched_yield } from '../sys/libc.js';
 
 /** A gap this long between two looks at the clock means the spinner lost its CPU. */
 export const PREEMPTED_MS = 0.2;
@@ -24,6 +29,12 @@ export const PREEMPTED_MS = 0.2;
 export const CONTENDED_MS = 50;
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 128;
+/**
+ * A spinner offers its CPU (`sched_yield`) this often (ms). On an idle machine the call
+ * returns at once; when the peer waits in this CPU's run queue behind the spinner (two
+ * processes sharing a core), it lets the peer run now instead of at the end of the slice.
+ */
+export const YIELD_EVERY_MS = 0.03;
 
 export class SpinPolicy {
   /** Current spin limit, in ms. */
@@ -92,15 +103,22 @@ export function spinUntilChange(
 ): boolean {
   if (limitMs <= 0) return false;
   let last = start;
+  let yielded = start;
   for (let i = 1; ; i++) {
     if (Atomics.load(w, word) !== seen || Atomics.load(w, posWord) !== pos || (closedMatters && Atomics.load(w, closedWord) !== 0)) {
       policy.paid();
       return true;
     }
     if (i % CLOCK_EVERY === 0) {
-      const now = performance.now();
+      let now = performance.now();
       if (now - last > PREEMPTED_MS) policy.preempted(now);
       if (now - start >= limitMs) return false;
+      if (now - yielded >= YIELD_EVERY_MS) {
+        sched_yield();
+        const after = performance.now();
+        if (after - now > PREEMPTED_MS) policy.preempted(after);
+        yielded = now = after;
+      }
       last = now;
     }
   }
