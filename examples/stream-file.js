@@ -33,6 +33,7 @@ if (process.argv[2] === 'child') {
   const target = process.argv[3];
   const ch = Channel.attach(SharedMemory.inherited());
   await pipeline(ch.readable(), createWriteStream(target));
+  process.send({ written: true }); // the copy is on disk: the parent stops its clock
   process.send({ sha256: await sha256(target) });
 } else {
   const dir = mkdtempSync(join(tmpdir(), 'cshm-stream-file-'));
@@ -49,15 +50,22 @@ if (process.argv[2] === 'child') {
     // 8 slots of 64 KiB: 512 KiB of shared memory carry a file of any size.
     const ch = new Channel.Buffered.Variable(shm, { depth: 8, capacity: 65536 });
     const child = shm.fork(fileURLToPath(import.meta.url), ['child', target]);
-    const answer = new Promise((resolve, reject) => {
-      child.once('message', resolve);
-      child.once('exit', (code) => reject(new Error(`the child exited with code ${code} before answering`)));
-    });
+    const answer = (key) =>
+      new Promise((resolve, reject) => {
+        const onMessage = (m) => {
+          if (key in m) resolve(m[key]);
+        };
+        child.on('message', onMessage);
+        child.once('exit', (code) => reject(new Error(`the child exited with code ${code} before answering`)));
+      });
+    const written = answer('written');
+    const hashed = answer('sha256');
 
     const t0 = performance.now();
     await pipeline(createReadStream(source), ch.writable()); // closes the channel at the end
-    const { sha256: copied } = await answer;
+    await written;
     const seconds = (performance.now() - t0) / 1000;
+    const copied = await hashed;
 
     const original = await sha256(source);
     console.log(`sent ${size} bytes in ${seconds.toFixed(2)} s (${(size / 1048576 / seconds).toFixed(0)} MiB/s)`);
