@@ -75,10 +75,13 @@ class WaitState {
   sleptAt = 0;
   /** The sequence word as read before the last claim. */
   seen = 0;
+  /** When the last full-length sleep (not one behind a claim in progress) began, or 0. */
+  longSleepAt = 0;
 
   reset(): this {
     this.blockedSince = 0;
     this.sleptAt = 0;
+    this.longSleepAt = 0;
     return this;
   }
 }
@@ -152,6 +155,7 @@ export class Waits {
       try {
         pos = this.#countAndClaim(send, w, now);
         if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
+        if (pos === CLAIM_FULL) w.longSleepAt = now;
         futexWait(this.#p.base + seqWordOf(send) * 4, w.seen, sleepMs(pos, left));
       } finally {
         this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
@@ -190,6 +194,7 @@ export class Waits {
         try {
           pos = this.#countAndClaim(send, w, now);
           if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
+          if (pos === CLAIM_FULL) w.longSleepAt = now;
           await asyncWaiter.wait(this.#p.base + seqWordOf(send) * 4, w.seen, sleepMs(pos, left), [signal, this.#released]);
         } finally {
           this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
@@ -209,6 +214,11 @@ export class Waits {
   #look(send: boolean, pos: number, deadline: number, now: number, w: WaitState): number {
     if (pos === CLAIM_CLOSED) throw this.#closed(send);
     w.blockedSince = blockedSinceAfter(this.#p, pos, w.blockedSince, now);
+    // A full-length sleep ran out (nobody signalled) and a party now blocks the slot: it
+    // claimed it up to a sleep ago and has not published or freed it since. Look at its
+    // liveness now rather than after another bound (looking never judges a live one dead).
+    if (pos === CLAIM_BLOCKED && w.longSleepAt !== 0 && now - w.longSleepAt >= SLEEP_MS * 0.9) this.#p.suspect = true;
+    w.longSleepAt = 0;
     const left = deadline - now;
     if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
     return left;

@@ -61,7 +61,9 @@ class AsyncWaiter {
         done();
         throw err;
       }
-      this.#send({ op: 'add', id, address, expected, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs : 2 ** 31 });
+      // The timer above ends a timed wait; the thread's own timeout, a little later, is
+      // only a backstop (one wake-up per timeout, not two).
+      this.#send({ op: 'add', id, address, expected, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs + 20 : 2 ** 31 });
     });
   }
 
