@@ -61,6 +61,10 @@ async function round(api, seed) {
     if (sent[i] === 1 && got[i] === 0) lost++;
   }
   assert.ok(lost <= killedConsumer, `lost ${lost} with ${killedConsumer} consumer killed (${at})`);
+  // Let go of this round's object now (the harness would only after the whole test).
+  ch.release();
+  tally.unmap();
+  shm.unlink();
   return { ended, lost, sent: sentCount, got: received, killed: producers.includes(victim) ? 'producer' : 'consumer' };
 }
 
