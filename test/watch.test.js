@@ -301,6 +301,27 @@ test('concurrent-shm inspect --json names a Watch, its version and its writer lo
   assert.is(s.deaths, 0);
 });
 
+test('two worker threads of this process write at once (they take turns on the lock): every write counted, nothing torn', async () => {
+  const { Worker } = await import('node:worker_threads');
+  const shm = h.object();
+  const w = h.keep(new Watch(shm, { capacity: 64 }));
+  w.write(valueOf(1));
+  const count = 10_000;
+  const workers = [0, 1].map((i) => new Worker(new URL('./fixtures/watch-worker.js', import.meta.url), { workerData: { fd: shm.fd, from: 2 + i * 100_000, count } }));
+  const exits = workers.map((x) => new Promise((resolve) => x.once('exit', resolve)));
+  let finished = false;
+  const all = within(30_000, Promise.all(exits), 'the workers').finally(() => (finished = true));
+  let torn = 0;
+  while (!finished) {
+    for (let i = 0; i < 200; i++) if (checkValue(w.read().value) === -1) torn++;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  assert.equal(await all, [0, 0]);
+  assert.is(torn, 0);
+  assert.is(w.version, 1 + 2 * count, 'no write lost');
+  assert.is(w.writer, 0);
+});
+
 test('the version wraps from 2^32 - 1 to 2, never to 0 ("never written"), and the value follows', () => {
   const { w } = fresh();
   const words = new Int32Array(w.region.mapping.buffer, w.region.start, 32);
