@@ -7,6 +7,7 @@
  * @module
  */
 import { Readable, Writable } from 'node:stream';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { ChannelClosedError, InvalidArgumentError } from '../errors.js';
 import { checkOptions, describe } from '../validate.js';
 import type { Channel } from './channel.js';
@@ -94,6 +95,9 @@ export class ChannelWritable extends Writable {
   }
 }
 
+/** Messages a readable pushes in a row before it lets the event loop run. */
+const YIELD_EVERY = 64;
+
 /** A `stream.Readable` that pushes each message received from a channel. */
 export class ChannelReadable extends Readable {
   readonly #ch: Channel;
@@ -118,7 +122,14 @@ export class ChannelReadable extends Readable {
   async #pump(): Promise<void> {
     this.#pumping = true;
     try {
-      for (;;) {
+      for (let n = 1; ; n++) {
+        // A sender that keeps the channel full and a consumer that takes every chunk at
+        // once would keep this loop going without a turn of the event loop (tryRecv and
+        // an already-settled recv never yield to it): give it a turn now and then.
+        if (n % YIELD_EVERY === 0) {
+          await yieldToLoop();
+          if (this.destroyed) return;
+        }
         let msg: Buffer | undefined;
         try {
           // tryRecv first: no promise when a message is ready now
