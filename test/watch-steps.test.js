@@ -12,7 +12,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Region, Watch, WATCH_STEPS } from '../dist/index.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
-import { harness } from './fixtures/channel-harness.js';
+import { harness, until } from './fixtures/channel-harness.js';
 import { checkValue, valueOf } from './fixtures/watch-values.js';
 import { prng } from './fixtures/prng.js';
 
@@ -25,9 +25,9 @@ const PUBLISHED = new Set(['watch.write.published', 'watch.write.unlock']);
 // Steps at which the writer holds the lock.
 const HOLDS_LOCK = new Set(['watch.write.lock', 'watch.write.length', 'watch.write.copied', 'watch.write.published']);
 
-function setup(gates = 1) {
+function setup(gates = 1, big = false) {
   const shm = h.object(WATCH_AT);
-  const w = h.keep(new Watch(shm, { capacity: 64, offset: WATCH_AT }));
+  const w = h.keep(new Watch(shm, { capacity: big ? 4096 : 64, offset: WATCH_AT }));
   const list = [];
   for (let i = 0; i < gates; i++) {
     const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
@@ -42,9 +42,9 @@ function party(shm, role, arg, gateIndex = 0) {
 }
 
 /** The value number of a read here; fails on a torn value. */
-function readN(w) {
+function readN(w, big = false) {
   const r = w.read();
-  const n = checkValue(r.value);
+  const n = checkValue(r.value, { big });
   assert.ok(n !== -1, `a whole value at version ${r.version}: ${r.value.toString('hex')}`);
   return { n, version: r.version };
 }
@@ -67,7 +67,11 @@ for (const step of WRITE_STEPS) {
       }
       // Another writer waits for the lock meanwhile (in its own process).
       const b = party(shm, 'write', { n: 3 });
-      await tick();
+      if (HOLDS_LOCK.has(step)) {
+        // B is asleep on the lock A holds (counted in lockWaiters) before A goes on or dies.
+        const words = new Int32Array(w.region.mapping.buffer, w.region.start, 64);
+        await until(() => Atomics.load(words, 132 / 4) > 0, { what: 'B asleep on the writer lock', peers: [b] });
+      }
       let killedAt = 0;
       if (outcome === 'resume') gate.release();
       else {
@@ -77,8 +81,8 @@ for (const step of WRITE_STEPS) {
       }
       const rb = await b.result();
       assert.ok(rb.ok, `B's write succeeds: ${JSON.stringify(rb)}`);
-      // The takeover comes within the liveness bound (100 ms) plus a check; 1.5 s allows for a busy machine.
-      if (outcome === 'kill') assert.ok(performance.now() - killedAt < 1500, 'B got through within ~1 s of the kill');
+      // The takeover comes within the liveness bound (100 ms) plus a check.
+      if (outcome === 'kill') assert.ok(performance.now() - killedAt < 1000, `B got through within 1 s of the kill (${Math.round(performance.now() - killedAt)} ms)`);
       const final = readN(w);
       assert.is(final.n, 3, 'B wrote last');
       if (outcome === 'resume') {
@@ -168,17 +172,19 @@ test(`explorer: ${SCHEDULES} random schedules of writers stopped, let go and kil
     const seed = BASE_SEED + k;
     const random = prng(seed);
     const pick = (list) => list[Math.floor(random() * list.length)];
-    const plan = [];
+    // Odd schedules use values of 300 to 3800 bytes (copied natively, not word by word).
+    const big = k % 2 === 1;
+    const plan = [`${big ? 'big' : 'small'} values`];
     try {
-      const { shm, w, gates } = setup(2);
-      w.write(valueOf(1));
+      const { shm, w, gates } = setup(2, big);
+      w.write(valueOf(1, { big }));
       let published = 1;
-      const reader = party(shm, 'reader', { ms: 200 });
+      const reader = party(shm, 'reader', { ms: 200, big });
       const parties = [0, 1].map((i) => {
         const step = pick(STOPS);
         const kill = random() < 0.5;
         plan.push(`writer ${i} (value ${10 + i}) stops at ${step} and is ${kill ? 'killed' : 'let go'}`);
-        return { i, step, kill, p: party(shm, 'write', { n: 10 + i, step }, i), gate: gates[i] };
+        return { i, step, kill, p: party(shm, 'write', { n: 10 + i, step, big }, i), gate: gates[i] };
       });
       // One of them holds the lock; the other waits for it and reaches its step only once
       // the first is gone. Each round: wait until one is stopped (when both are, pick one
@@ -192,7 +198,7 @@ test(`explorer: ${SCHEDULES} random schedules of writers stopped, let go and kil
       const allowed = () => new Set([1, ...[...done].map((x) => 10 + x.i), ...[...pending].filter((x) => !x.gate.paused || PUBLISHED.has(x.gate.step)).map((x) => 10 + x.i)]);
       const check = (what) => {
         const ok = allowed();
-        const r = readN(w);
+        const r = readN(w, big);
         assert.ok(ok.has(r.n), `value ${r.n} ${what} is the first or one written past its publication (${[...ok]})`);
       };
       while (pending.size > 0) {
@@ -237,12 +243,12 @@ test(`explorer: ${SCHEDULES} random schedules of writers stopped, let go and kil
         }
         check(`after writer ${x.i} was ${x.kill ? 'killed' : 'let go'}`);
       }
-      const last = readN(w);
+      const last = readN(w, big);
       assert.is(last.version, published, 'the version counts the published writes');
       const t0 = performance.now();
-      w.write(valueOf(99));
+      w.write(valueOf(99, { big }));
       assert.ok(performance.now() - t0 < 1000, 'no wedge: a last write within 1 s');
-      assert.is(readN(w).n, 99);
+      assert.is(readN(w, big).n, 99);
       const rr = await reader.result();
       assert.is(rr.torn, 0, JSON.stringify(rr));
       assert.is(rr.regress, 0);
