@@ -45,7 +45,7 @@ import { BUF_DATA, BUF_LENGTH, BUF_VERSION, BUFFERS_OFFSET, bufferStride, watchS
 export const WATCH_STEPS = [
   /** Holds the writer lock; nothing written yet. */
   'watch.write.lock',
-  /** The new length is in the inactive buffer; its bytes are not (a torn buffer nobody reads). */
+  /** The new length is in the inactive buffer; its bytes are not (a torn buffer nobody reads). A string's bytes come first, then its length. */
   'watch.write.length',
   /** The value is in the inactive buffer; `version` not stored yet (readers see the previous value). */
   'watch.write.copied',
@@ -434,12 +434,24 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     if (typeof type !== 'function' || typeof size !== 'number') {
       throw new InvalidArgumentError(`readTyped needs a typed array constructor such as Float64Array, got ${describe(type)}`);
     }
-    // An 8-byte aligned home: a whole ArrayBuffer of the capacity, trimmed below.
-    const bytes = new Uint8Array(new ArrayBuffer(this.#capacity));
-    const { length, version } = this.readInto(bytes);
-    if (length % size !== 0) throw new LayoutError(`the value is ${length} bytes, not a whole number of ${type.name} elements of ${size} bytes (it was not written as a ${type.name})`);
-    const value = new type(bytes.buffer.slice(0, length) as ArrayBuffer) as InstanceType<C>;
-    return { value, version };
+    const w = this.#w;
+    for (;;) {
+      // An ArrayBuffer of the value's length (8-byte aligned), as it is now; a write of
+      // another length in between makes the copy below report another length: again.
+      const v = Atomics.load(w, WW.VERSION);
+      const now = v === 0 ? 0 : Math.min(this.#capacity, this.#dv.getUint32(BUFFERS_OFFSET + (v & 1) * this.#stride + BUF_LENGTH, true));
+      const bytes = new Uint8Array(new ArrayBuffer(now));
+      let got: { length: number; version: number };
+      try {
+        got = this.readInto(bytes);
+      } catch (err) {
+        if (err instanceof OutOfRangeError) continue; // a longer value meanwhile
+        throw err;
+      }
+      if (got.length !== now) continue;
+      if (now % size !== 0) throw new LayoutError(`the value is ${now} bytes, not a whole number of ${type.name} elements of ${size} bytes (it was not written as a ${type.name})`);
+      return { value: new type(bytes.buffer) as InstanceType<C>, version: got.version };
+    }
   }
 
   #copyOut(start: number, length: number, target: ArrayBufferView): void {
