@@ -322,6 +322,25 @@ test('two worker threads of this process write at once (they take turns on the l
   assert.is(w.writer, 0);
 });
 
+test('another process asking for another capacity at the same offset gets a LayoutError', async () => {
+  const shm = h.object();
+  h.keep(new Watch(shm, { capacity: 100 }));
+  const r = await h.start('watch-party', 'create', { capacity: 99 }, { shm }).result();
+  assert.is(r.error?.name, 'LayoutError', JSON.stringify(r));
+  assert.match(r.error.message, /already a Watch\(capacity 100\); asked for a Watch\(capacity 99\)/);
+  assert.equal(await h.start('watch-party', 'create', { capacity: 100 }, { shm }).result(), { ok: true, capacity: 100 });
+});
+
+test('a listener that throws: its error is an uncaught exception and its subscription ends', async () => {
+  const shm = h.object();
+  const w = h.keep(new Watch(shm, { capacity: 16 }));
+  const p = h.start('watch-party', 'onchange-throws', {}, { shm });
+  await p.message('ready');
+  w.write('one');
+  const r = await p.result();
+  assert.equal(r, { ok: true, message: 'listener failed', calls: 1 });
+});
+
 test('the version wraps from 2^32 - 1 to 2, never to 0 ("never written"), and the value follows', () => {
   const { w } = fresh();
   const words = new Int32Array(w.region.mapping.buffer, w.region.start, 32);
