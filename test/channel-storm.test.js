@@ -5,7 +5,8 @@
 // received twice, and every message whose send returned received, except at most one
 // per killed consumer (the message it had taken when it died).
 //
-// CI runs STORM_ROUNDS (default 12) rounds per API; STORM_ROUNDS=100 for the full storm.
+// CI runs STORM_ROUNDS (default 12) rounds per API; STORM_ROUNDS=100 for the full storm
+// (STORM_API=sync or async for one API; TEST_WATCHDOG_MS raises test/run.js's watchdog).
 // A failing round prints its seed: STORM_SEED=<seed> STORM_ROUNDS=1 replays its choices.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -68,7 +69,8 @@ async function round(api, seed) {
   return { ended, lost, sent: sentCount, got: received, killed: producers.includes(victim) ? 'producer' : 'consumer' };
 }
 
-for (const api of ['sync', 'async']) {
+const APIS = process.env.STORM_API ? [process.env.STORM_API] : ['sync', 'async'];
+for (const api of APIS) {
   test(`SIGKILL storm (${api}): ${ROUNDS} rounds, one producer or consumer killed in each`, async () => {
     const totals = { rounds: 0, sent: 0, got: 0, lost: 0, maxEnd: 0, killed: { producer: 0, consumer: 0 } };
     for (let i = 0; i < ROUNDS; i++) {
