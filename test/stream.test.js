@@ -238,6 +238,25 @@ it('back-pressure, readable side: with nobody consuming, it receives only up to 
   for (let i = 0; i < 64; i++) assert.is(out.bytes()[i * 1024], i, `message ${i} in order`);
 });
 
+it('a readable fed as fast as it reads still lets timers run (it yields to the event loop now and then)', 10_000, async () => {
+  const { ch } = channel({ depth: 1024, capacity: 16 });
+  for (let i = 0; i < 1024; i++) ch.sendSync('x');
+  const t0 = performance.now();
+  const feeding = () => performance.now() < t0 + 200;
+  let ticks = 0;
+  const timer = setInterval(() => feeding() && ticks++, 1);
+  h.defer(() => clearInterval(timer));
+  const r = ch.readable({ close: false });
+  let n = 0;
+  // for 200 ms, a consumer that takes each chunk at once and refills the channel: it is never empty
+  r.pipe(new Writable({ write: (_c, _e, cb) => (n++, feeding() && ch.trySend('y'), cb()) }));
+  await until(() => !feeding() && ch.stats().queued === 0, { what: 'the feeding to end and the channel to empty' });
+  clearInterval(timer);
+  r.destroy();
+  assert.ok(n > 1024, `${n} messages read`);
+  assert.ok(ticks >= 10, `the timer ran ${ticks} times in 200 ms of reading`);
+});
+
 it('back-pressure, writable side: write() returns false when the channel and the buffer are full; drain once a receiver makes room', 10_000, async () => {
   const { ch } = channel({ depth: 2, capacity: 1024 });
   const w = ch.writable({ highWaterMark: 2048 });
