@@ -3,7 +3,8 @@
 //   - read latency in this process: read() and readInto() vs a bare Atomics.load of one
 //     word (the floor: what reading a shared flag costs) and a plain 64-byte copy;
 //   - write → read latency across two processes: a ping-pong over two Watches, the peer
-//     busy-polling `version` (the floor of the protocol) and sleeping in waitSync (futex);
+//     busy-polling `version` (the floor of the protocol), sleeping in waitSync (futex), and
+//     awaiting wait() (the waiter thread, as onChange and for await do);
 //   - reads/s with 1 and 3 reader processes, while nobody writes and while a writer
 //     process writes as fast as it can.
 // Aim: a read <= 200 ns for 64 B.
@@ -28,6 +29,20 @@ const C = 2048; // the one readers read in the throughput runs
 if (process.argv[2] === '--child') {
   const [, , , role, arg] = process.argv;
   const shm = SharedMemory.inherited();
+  if (role === 'pong-async') {
+    const a = Watch.attach(shm, { offset: A });
+    const b = Watch.attach(shm, { offset: B });
+    const buf = Buffer.alloc(SIZE);
+    let since = a.version;
+    process.send({ type: 'ready' });
+    for (;;) {
+      since = await a.wait(since);
+      a.readInto(buf);
+      if (buf[0] === 0xff) break;
+      b.write(buf);
+    }
+    process.exit(0);
+  }
   if (role === 'pong' || role === 'pong-sleep') {
     const a = Watch.attach(shm, { offset: A });
     const b = Watch.attach(shm, { offset: B });
@@ -187,10 +202,10 @@ async function main() {
 
     // ---- 2. write -> read across two processes ---------------------------------------
     console.log('## write -> read across two processes (ping-pong, one way = round trip / 2)');
-    for (const role of ['pong', 'pong-sleep']) {
+    for (const role of ['pong', 'pong-sleep', 'pong-async']) {
       const peer = fork(role);
       await message(peer, 'ready');
-      const rounds = QUICK ? 2000 : 10000;
+      const rounds = role === 'pong-async' ? (QUICK ? 500 : 2000) : QUICK ? 2000 : 10000;
       const out = Buffer.alloc(SIZE);
       const times = [];
       let since = b.version;
@@ -208,7 +223,8 @@ async function main() {
       await new Promise((r) => peer.once('exit', r));
       times.sort((x, y) => x - y);
       const q = (p) => (times[Math.floor(p * (times.length - 1))] / 1000).toFixed(2);
-      console.log(`${(role === 'pong' ? 'peers busy-poll version' : 'peers sleep in waitSync (futex)').padEnd(34)} median ${q(0.5)} µs  p99 ${q(0.99)} µs  (${rounds} round trips)`);
+      const how = role === 'pong' ? 'peers busy-poll version' : role === 'pong-sleep' ? 'peers sleep in waitSync (futex)' : 'peer awaits wait(), this one waitSync';
+      console.log(`${how.padEnd(38)} median ${q(0.5)} µs  p99 ${q(0.99)} µs  (${rounds} round trips)`);
     }
     console.log('');
 
