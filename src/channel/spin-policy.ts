@@ -23,8 +23,12 @@
  */
 import { sched_yield } from '../sys/libc.js';
 
-/** A gap this long between two looks at the clock means the spinner lost its CPU. */
-export const PREEMPTED_MS = 0.2;
+/**
+ * A gap this long between two looks at the clock means the spinner lost its CPU to
+ * another task (a scheduler slice is milliseconds; a VM's own interruptions are mostly
+ * shorter, and should not count).
+ */
+export const PREEMPTED_MS = 1;
 /** How long "the cores are busy" holds after a preempted spin. */
 export const CONTENDED_MS = 50;
 /** Loads between two looks at the clock while spinning. */
