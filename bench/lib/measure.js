@@ -104,12 +104,13 @@ async function measureRoundTrip(session, plan) {
 }
 
 async function measureThroughput(session, size, plan, roundTripNs) {
-  // The first run sends 256 KiB, or fewer messages when a round trip is slow (a spinning
-  // transport on a busy machine can take milliseconds per hand-over): a message cannot
-  // cost much less than a round trip on a one-slot transport, so this keeps the first run
-  // near the warm-up time instead of letting it run into the watchdog.
+  // The first run sends 256 KiB (at most 1024 messages), or fewer messages when a round
+  // trip is slow (a spinning transport on a busy machine can take milliseconds per
+  // hand-over): a message cannot cost much less than a round trip on a one-slot
+  // transport, so this keeps the first run near the warm-up time instead of letting it
+  // run into the watchdog.
   const bySlowness = roundTripNs > 0 ? Math.ceil(plan.warmupNs / roundTripNs) : Infinity;
-  const initial = Math.max(4, Math.min(Math.ceil((256 << 10) / size), bySlowness));
+  const initial = Math.max(4, Math.min(Math.ceil((256 << 10) / size), bySlowness, 1024));
   const perMsg = await calibrate((n) => session.throughput(size, n), initial, plan.warmupNs, MAX_MESSAGES);
   const count = Math.max(4, Math.min(MAX_MESSAGES, Math.round(plan.batchNs / perMsg)));
   const batchBytesPerSec = [];

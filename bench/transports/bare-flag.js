@@ -20,16 +20,27 @@
 //
 // Commands go over the fork's IPC channel; the spinning starts once the peer has stored
 // READY, and both sides spin only for the length of a command (never between
-// measurements). A side that sees no progress for STALL_MS gives up with an error.
+// measurements). A side that sees no progress for STALL_MS gives up with an error, and
+// this side also gives up when one call lasts CALL_MS: on a busy machine, when both
+// processes share a core, each hand-over waits for a time slice (milliseconds), and a
+// count calibrated a moment before, while they ran on two cores, can take minutes. Both
+// limits stay below the watchdog's (the main thread is blocked while it spins), so the
+// row fails with a message and the run goes on.
 import { Region, SharedMemory } from '../../dist/index.js';
 import { nowNs, peerUrl, registerChild, registerCleanup } from '../lib/transport.js';
 
 export const FLAG = 0; // int32 index
 export const READY = 16; // int32 index (byte 64)
 export const SLOT = 4096; // byte offset
-export const STALL_MS = 10_000;
-/** Checks for a stall (and for the parent, in the peer) every this many spins. */
-export const CHECK_EVERY = 0xfffff;
+export const STALL_MS = 5_000;
+export const CALL_MS = 20_000;
+/** Checks for a stall (and for the parent, in the peer) every this many spins (~1–3 ms). */
+export const CHECK_EVERY = 0x3ffff;
+/** This side checks the time of its call every this many hand-overs, plus 1 (a power of 2, minus 1). */
+const CALL_CHECK = 255;
+
+/** performance.now() after which this side's spinning gives up (set per call). */
+let callDeadline = Infinity;
 
 export default {
   id: 'bare-flag',
@@ -77,6 +88,7 @@ export default {
 
     return {
       async roundTrip(iterations, samples) {
+        callDeadline = performance.now() + CALL_MS;
         await command({ op: 'echo', n: iterations });
         let want = 0;
         let t0;
@@ -84,6 +96,7 @@ export default {
           t0 = nowNs();
           let prev = t0;
           for (let i = 0; i < iterations; i++) {
+            if ((i & CALL_CHECK) === CALL_CHECK) checkCall();
             Atomics.store(i32, FLAG, want + 1);
             want += 2;
             if (Atomics.load(i32, FLAG) !== want) spinUntil(i32, FLAG, want, 'the echo');
@@ -95,6 +108,7 @@ export default {
         }
         t0 = nowNs();
         for (let i = 0; i < iterations; i++) {
+          if ((i & CALL_CHECK) === CALL_CHECK) checkCall();
           Atomics.store(i32, FLAG, want + 1);
           want += 2;
           // The common case stays in this loop; spinUntil only adds the stall checks.
@@ -112,11 +126,13 @@ export default {
       async throughput(size, count) {
         const payload = Buffer.alloc(size, 0x78);
         const into = slot.subarray(0, size);
+        callDeadline = performance.now() + CALL_MS;
         await command({ op: 'sink', size, count });
         const done = reply();
         let want = 0;
         const t0 = nowNs();
         for (let i = 0; i < count; i++) {
+          if ((i & CALL_CHECK) === CALL_CHECK) checkCall();
           into.set(payload);
           Atomics.store(i32, FLAG, want + 1);
           want += 2;
@@ -157,6 +173,13 @@ export function spinUntil(i32, index, value, what, check) {
       const t = performance.now();
       if (since === 0) since = t;
       else if (t - since > STALL_MS) throw new Error(`bare flag: no progress for ${STALL_MS / 1000} s waiting for ${what}`);
+      if (t > callDeadline) checkCall();
     }
+  }
+}
+
+function checkCall() {
+  if (performance.now() > callDeadline) {
+    throw new Error(`bare flag: one call took over ${CALL_MS / 1000} s (the spinning pair shares a busy core: each hand-over waits for a time slice)`);
   }
 }
