@@ -73,7 +73,13 @@ export default {
       if (msg && msg.error) w.reject(new Error(`bare flag peer: ${msg.error}`));
       else w.resolve(msg);
     });
-    const reply = () => (failure ? Promise.reject(failure) : new Promise((resolve, reject) => waiters.push({ resolve, reject })));
+    // A reply that is never awaited (its call failed first) must not become an unhandled
+    // rejection when the peer is killed.
+    const reply = () => {
+      const p = failure ? Promise.reject(failure) : new Promise((resolve, reject) => waiters.push({ resolve, reject }));
+      p.catch(() => {});
+      return p;
+    };
     await reply(); // { hello }
 
     let seq = 0;
@@ -128,7 +134,6 @@ export default {
         const into = slot.subarray(0, size);
         callDeadline = performance.now() + CALL_MS;
         await command({ op: 'sink', size, count });
-        const done = reply();
         let want = 0;
         const t0 = nowNs();
         for (let i = 0; i < count; i++) {
@@ -139,7 +144,8 @@ export default {
           if (Atomics.load(i32, FLAG) !== want) spinUntil(i32, FLAG, want, 'the peer to take a message');
         }
         const t = nowNs() - t0;
-        const { bytes } = await done;
+        // The peer's count can only be delivered once this loop gives the event loop back.
+        const { bytes } = await reply();
         if (bytes !== size * count) throw new Error(`bare flag: peer received ${bytes} bytes, expected ${size * count}`);
         return t;
       },
