@@ -72,3 +72,21 @@ export function checkChoice<T extends string>(what: string, value: unknown, choi
   }
   return value as T;
 }
+
+/** The `performance.now()` time a wait of `timeout` ms ends (Infinity without one); `timeout` must be a non-negative number. */
+export function deadlineOf(timeout: unknown): number {
+  if (timeout === undefined) return Infinity;
+  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
+    throw new InvalidArgumentError(`options.timeout must be a non-negative number of milliseconds, got ${describe(timeout)}`);
+  }
+  return performance.now() + timeout;
+}
+
+/** An optional Buffer encoding name. */
+export function checkEncoding(encoding: unknown): BufferEncoding | undefined {
+  if (encoding === undefined) return undefined;
+  if (typeof encoding !== 'string' || !Buffer.isEncoding(encoding)) {
+    throw new InvalidArgumentError(`options.encoding must be a Buffer encoding such as 'utf8', got ${describe(encoding)}`);
+  }
+  return encoding;
+}

@@ -5,19 +5,17 @@
  * @module
  */
 import { setMaxListeners } from 'node:events';
-import { InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, OverlapError, RegionUnmappedError } from '../errors.js';
-import { ChannelClosedError, ClosedWriteError } from '../errors.js';
+import { ChannelClosedError, ClosedWriteError, InvalidArgumentError, MisalignedError, RegionUnmappedError } from '../errors.js';
 import { Region } from '../region/region.js';
-import { findOverlap } from '../shared-memory/registry.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { futexWake } from '../sync/futex.js';
-import { checkIndex, checkOptions, describe } from '../validate.js';
+import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
 import { SharedCounts } from './counts.js';
-import { describeHeader, H, Kind, kindName, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
+import { Kind, kindName, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
 import { Payloads, type Message } from './payload.js';
 import { gemShape } from './shapes.js';
 import { CLAIM_CLOSED, SlotProtocol } from './slot-protocol.js';
-import { holdStructure, initOrAttach, readHeader } from './structure.js';
+import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from './structure.js';
 import { Waits } from './waiting.js';
 import { readableOf, writableOf, type ChannelReadable, type ChannelWritable, type ReadableOptions, type WritableOptions } from './streams.js';
 import type * as K from './kinds.js';
@@ -452,48 +450,4 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   }
 }
 
-/** Checks room for a new channel (overlap first, then size); returns its size. */
-function prepareCreate(shm: SharedMemory, wanted: HeaderInfo, offset: number, autosize: boolean): number {
-  const total = wanted.totalSize;
-  const other = findOverlap(shm.key, offset, offset + total, (r) => r.structure !== undefined && r.structure !== `${offset}:${describeHeader(wanted)}`);
-  if (other !== undefined) {
-    throw new OverlapError(`a ${describeHeader(wanted)} at bytes ${offset}..${offset + total} of shared memory '${shm.name}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
-  }
-  const size = shm.size;
-  if (size < offset + total) {
-    if (!autosize) {
-      throw new OutOfRangeError(`a ${describeHeader(wanted)} needs ${total} bytes at offset ${offset}, but shared memory '${shm.name}' is ${size} bytes (set its size or pass autosize: true)`);
-    }
-    shm.growTo(offset + total);
-  }
-  return total;
-}
 
-/** Reads the size of the channel another process created at `offset`. */
-function attachedSize(shm: SharedMemory, offset: number): number {
-  const head = Region.map(shm, offset, H.SIZE);
-  let total: number;
-  try {
-    total = readHeader(head).totalSize;
-  } finally {
-    head.unmap();
-  }
-  if (offset + total > shm.size) {
-    throw new LayoutError(`the header at offset ${offset} of shared memory '${shm.name}' describes ${total} bytes, but the object ends at ${shm.size}: it is corrupt or truncated`);
-  }
-  return total;
-}
-
-function deadlineOf(timeout: unknown): number {
-  if (timeout === undefined) return Infinity;
-  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-    throw new InvalidArgumentError(`options.timeout must be a non-negative number of milliseconds, got ${describe(timeout)}`);
-  }
-  return performance.now() + timeout;
-}
-
-function checkEncoding(encoding: unknown): BufferEncoding | undefined {
-  if (encoding === undefined) return undefined;
-  if (typeof encoding !== 'string' || !Buffer.isEncoding(encoding)) throw new InvalidArgumentError(`options.encoding must be a Buffer encoding such as 'utf8', got ${describe(encoding)}`);
-  return encoding;
-}

@@ -4,8 +4,9 @@
  * else validates it. Bytes that are not a header of this library are never overwritten.
  * @internal
  */
-import { LayoutError, OverlapError } from '../errors.js';
-import type { Region } from '../region/region.js';
+import { LayoutError, OutOfRangeError, OverlapError } from '../errors.js';
+import { Region } from '../region/region.js';
+import type { SharedMemory } from '../shared-memory/shared-memory.js';
 import { findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/liveness.js';
 import { describeHeader, H, headerConsistent, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, VERSION, W, type HeaderInfo } from './layout.js';
@@ -122,4 +123,36 @@ export function holdStructure(region: Region, info: HeaderInfo): () => void {
     throw new OverlapError(`a ${describeHeader(info)} at bytes ${start}..${end} of shared memory '${region.objectName}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
   }
   return hold(key, { start, end, what: `a ${describeHeader(info)}`, structure: signature });
+}
+
+/** Checks room for a new structure at `offset` (overlap with this process's structures first, then the object's size, growing it with `autosize`); returns its size. */
+export function prepareCreate(shm: SharedMemory, wanted: HeaderInfo, offset: number, autosize: boolean): number {
+  const total = wanted.totalSize;
+  const other = findOverlap(shm.key, offset, offset + total, (r) => r.structure !== undefined && r.structure !== `${offset}:${describeHeader(wanted)}`);
+  if (other !== undefined) {
+    throw new OverlapError(`a ${describeHeader(wanted)} at bytes ${offset}..${offset + total} of shared memory '${shm.name}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
+  }
+  const size = shm.size;
+  if (size < offset + total) {
+    if (!autosize) {
+      throw new OutOfRangeError(`a ${describeHeader(wanted)} needs ${total} bytes at offset ${offset}, but shared memory '${shm.name}' is ${size} bytes (set its size or pass autosize: true)`);
+    }
+    shm.growTo(offset + total);
+  }
+  return total;
+}
+
+/** Reads the size of the structure another process created at `offset`, checked against the object's size. */
+export function attachedSize(shm: SharedMemory, offset: number): number {
+  const head = Region.map(shm, offset, H.SIZE);
+  let total: number;
+  try {
+    total = readHeader(head).totalSize;
+  } finally {
+    head.unmap();
+  }
+  if (offset + total > shm.size) {
+    throw new LayoutError(`the header at offset ${offset} of shared memory '${shm.name}' describes ${total} bytes, but the object ends at ${shm.size}: it is corrupt or truncated`);
+  }
+  return total;
 }

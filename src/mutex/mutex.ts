@@ -5,7 +5,7 @@ import { Region } from '../region/region.js';
 import { PID } from '../sync/liveness.js';
 import { RobustLock, TIMED_OUT } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
-import { checkOptions, describe } from '../validate.js';
+import { checkOptions, deadlineOf, describe } from '../validate.js';
 
 /** Options of a blocking or async lock. */
 export interface LockOptions {
@@ -233,11 +233,3 @@ export class Mutex {
   }
 }
 
-/** The `performance.now()` time a wait of `timeout` ms ends (Infinity without one). */
-function deadlineOf(timeout: unknown): number {
-  if (timeout === undefined) return Infinity;
-  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
-    throw new InvalidArgumentError(`options.timeout must be a non-negative number of milliseconds, got ${describe(timeout)}`);
-  }
-  return performance.now() + timeout;
-}

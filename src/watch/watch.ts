@@ -22,19 +22,18 @@
  * @module
  */
 import { setMaxListeners } from 'node:events';
-import { AbortError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, OverlapError, PayloadTooLargeError, RegionUnmappedError, TimeoutError } from '../errors.js';
+import { AbortError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, PayloadTooLargeError, RegionUnmappedError, TimeoutError } from '../errors.js';
 import { describeHeader, H, Kind, Payload, SLOTS_OFFSET, type HeaderInfo } from '../channel/layout.js';
 import { count, MAX_WIDTH } from '../channel/shapes.js';
-import { holdStructure, initOrAttach, readHeader } from '../channel/structure.js';
+import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from '../channel/structure.js';
 import { Region } from '../region/region.js';
-import { findOverlap } from '../shared-memory/registry.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter } from '../sync/async-waiter.js';
 import { futexWait, futexWake } from '../sync/futex.js';
 import { RobustLock } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { stepHook } from '../sync/steps.js';
-import { checkIndex, checkOptions, describe } from '../validate.js';
+import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
 import { BUF_DATA, BUF_LENGTH, BUF_VERSION, BUFFERS_OFFSET, bufferStride, watchSize, WW } from './layout.js';
 
 /**
@@ -653,46 +652,11 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   }
 }
 
-/** Checks room for a new Watch (overlap first, then size); returns its size. */
-function prepareCreate(shm: SharedMemory, wanted: HeaderInfo, offset: number, autosize: boolean): number {
-  const total = wanted.totalSize;
-  const other = findOverlap(shm.key, offset, offset + total, (r) => r.structure !== undefined && r.structure !== `${offset}:${describeHeader(wanted)}`);
-  if (other !== undefined) {
-    throw new OverlapError(`a ${describeHeader(wanted)} at bytes ${offset}..${offset + total} of shared memory '${shm.name}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
-  }
-  if (shm.size < offset + total) {
-    if (!autosize) throw new OutOfRangeError(`a ${describeHeader(wanted)} needs ${total} bytes at offset ${offset}, but shared memory '${shm.name}' is ${shm.size} bytes (set its size or pass autosize: true)`);
-    shm.growTo(offset + total);
-  }
-  return total;
-}
 
-/** Reads the size of the Watch another process created at `offset`. */
-function attachedSize(shm: SharedMemory, offset: number): number {
-  const head = Region.map(shm, offset, H.SIZE);
-  let total: number;
-  try {
-    total = readHeader(head).totalSize;
-  } finally {
-    head.unmap();
-  }
-  if (offset + total > shm.size) throw new LayoutError(`the header at offset ${offset} of shared memory '${shm.name}' describes ${total} bytes, but the object ends at ${shm.size}: it is corrupt or truncated`);
-  return total;
-}
 
 function checkVersion(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new InvalidArgumentError(`sinceVersion must be a version (an integer from 0 to 2^32 - 1), got ${describe(v)}`);
   return v | 0;
 }
 
-function deadlineOf(timeout: unknown): number {
-  if (timeout === undefined) return Infinity;
-  if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) throw new InvalidArgumentError(`options.timeout must be a non-negative number of milliseconds, got ${describe(timeout)}`);
-  return performance.now() + timeout;
-}
 
-function checkEncoding(encoding: unknown): BufferEncoding | undefined {
-  if (encoding === undefined) return undefined;
-  if (typeof encoding !== 'string' || !Buffer.isEncoding(encoding)) throw new InvalidArgumentError(`options.encoding must be a Buffer encoding such as 'utf8', got ${describe(encoding)}`);
-  return encoding;
-}
