@@ -10,7 +10,7 @@ import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { futexWake } from '../sync/futex.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
-import { SharedCounts } from './counts.js';
+import { CHANNEL_COUNTS, SharedCounts } from './counts.js';
 import { Kind, kindName, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
 import { Payloads, type Message } from './payload.js';
 import { gemShape } from './shapes.js';
@@ -167,7 +167,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.protocol = new SlotProtocol(this.#w, this.region.address, this.info.depth, this.info.stride);
     this.#payloads = new Payloads(buffer, this.region.start, total, this.info.payload, this.info.width, this.kind);
     const mapped = (): boolean => this.region.isMapped;
-    this.#counts = new SharedCounts(this.#w, mapped);
+    this.#counts = new SharedCounts(this.#w, mapped, CHANNEL_COUNTS);
     this.#waits = new Waits(this.protocol, this.#counts, () => this.#where(), mapped, this.#released.signal);
     this.#rendezvous = this.info.kind === Kind.Unbuffered;
     // Every pending async wait of this handle listens to it; any number may be pending.

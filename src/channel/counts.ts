@@ -1,6 +1,7 @@
 /**
- * The shared counts a handle raises while it waits (sleeping senders, sleeping
- * receivers, Unbuffered receives in progress), and their give-back: a handle released,
+ * The shared counts a handle raises while it waits (a channel's sleeping senders,
+ * sleeping receivers and Unbuffered receives in progress; a Watch's waiters), and their
+ * give-back: a handle released,
  * or a process exiting normally, with calls still pending takes back what those calls
  * added, since they can no longer reach the memory to do it themselves. Only a process
  * that is killed leaves its counts raised (a raised waiter count costs a futex wake per
@@ -9,11 +10,12 @@
  */
 import { W } from './layout.js';
 
-/** Which count (index into a handle's own tally). */
+/** A channel's counts, by index into {@link CHANNEL_COUNTS}. */
 export const SEND_WAITERS = 0;
 export const RECV_WAITERS = 1;
 export const RECV_ACTIVE = 2;
-const WORDS = [W.SEND_WAITERS, W.RECV_WAITERS, W.RECV_ACTIVE] as const;
+/** The words of a channel's counts. */
+export const CHANNEL_COUNTS: readonly number[] = [W.SEND_WAITERS, W.RECV_WAITERS, W.RECV_ACTIVE];
 
 // Handles with calls in progress at process exit give back what those calls raised.
 const live = new Set<WeakRef<SharedCounts>>();
@@ -23,13 +25,18 @@ let pruneAt = 64;
 export class SharedCounts {
   readonly #w: Int32Array;
   readonly #mapped: () => boolean;
+  /** The word index of each count. */
+  readonly #words: readonly number[];
   /** What this handle's pending calls have added to each count. */
-  readonly #tally = new Int32Array(3);
+  readonly #tally: Int32Array;
   readonly #ref: WeakRef<SharedCounts>;
 
-  constructor(w: Int32Array, mapped: () => boolean) {
+  /** `words`: the index in `w` of each count; `mapped`: false once the handle let go of the memory. */
+  constructor(w: Int32Array, mapped: () => boolean, words: readonly number[]) {
     this.#w = w;
     this.#mapped = mapped;
+    this.#words = words;
+    this.#tally = new Int32Array(words.length);
     this.#ref = new WeakRef(this);
     if (!exitHook) {
       exitHook = true;
@@ -46,22 +53,22 @@ export class SharedCounts {
 
   /** Adds 1 to a shared count on behalf of this handle. */
   raise(which: number): void {
-    Atomics.add(this.#w, WORDS[which]!, 1);
+    Atomics.add(this.#w, this.#words[which]!, 1);
     this.#tally[which]!++;
   }
 
   /** Takes back what raise() added, unless giveBack() already did. */
   lower(which: number): void {
     if (this.#tally[which] === 0 || !this.#mapped()) return;
-    Atomics.sub(this.#w, WORDS[which]!, 1);
+    Atomics.sub(this.#w, this.#words[which]!, 1);
     this.#tally[which]!--;
   }
 
   /** Takes back every count this handle's pending calls still hold. */
   giveBack(): void {
     if (!this.#mapped()) return;
-    for (let i = 0; i < WORDS.length; i++) {
-      if (this.#tally[i] !== 0) Atomics.sub(this.#w, WORDS[i]!, this.#tally[i]!);
+    for (let i = 0; i < this.#words.length; i++) {
+      if (this.#tally[i] !== 0) Atomics.sub(this.#w, this.#words[i]!, this.#tally[i]!);
       this.#tally[i] = 0;
     }
   }

@@ -31,6 +31,7 @@ import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { asyncWaiter } from '../sync/async-waiter.js';
 import { futexWait, futexWake } from '../sync/futex.js';
 import { RobustLock } from '../sync/robust-lock.js';
+import { SharedCounts } from '../channel/counts.js';
 import { SpinBudget } from '../sync/spin.js';
 import { stepHook } from '../sync/steps.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
@@ -113,10 +114,6 @@ const INTERNAL: unique symbol = Symbol('concurrent-shm watch');
 // A Watch collected without release() forgets its place in the overlap registry.
 const structures = new FinalizationRegistry<() => void>((forget) => forget());
 
-// Handles with async waits pending: a process that exits normally meanwhile (process.exit)
-// gives back what they added to `waiters`. (Only a killed process leaves a count raised.)
-const counting = new Set<{ giveBack(): void }>();
-let exitHook = false;
 
 // A word of this thread only: an atomic add on it is a full barrier (x86 `lock xadd`,
 // ARM64 an exclusive pair with acquire and release), ordering a reader's plain copy before
@@ -159,8 +156,11 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   readonly #lock: RobustLock;
   readonly #released = new AbortController();
   readonly #forget: () => void;
-  /** Pending waits of this handle: counts they added to `waiters`, given back on release. */
-  #counted = 0;
+  /**
+   * What this handle's pending async waits added to `waiters`, given back on release or
+   * at a normal exit (only a killed process leaves a count raised).
+   */
+  readonly #counts: SharedCounts;
   // The caller's buffers of the last small copy in and out, with a DataView over each: a
   // loop that reuses its buffers allocates nothing.
   #inBytes: ArrayBufferView | null = null;
@@ -215,6 +215,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     this.#capacity = this.info.width;
     this.#stride = this.info.stride;
     this.#versionAddress = this.region.address + WW.VERSION * 4;
+    this.#counts = new SharedCounts(this.#w, () => this.region.isMapped, [WW.WAITERS]);
     const words = { lock: WW.LOCK, waiters: WW.LOCK_WAITERS, deaths: WW.DEATHS };
     this.#lock = new RobustLock(this.#w, words, this.region.address + WW.LOCK * 4, new SpinBudget(2_000, 64, 50_000));
     setMaxListeners(0, this.#released.signal);
@@ -526,18 +527,13 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
       const left = deadline - performance.now();
       if (left <= 0) throw this.#timeout(sinceVersion);
-      Atomics.add(w, WW.WAITERS, 1);
-      if (this.#counted++ === 0) this.#countingStarts();
+      this.#counts.raise(0);
       try {
         if (Atomics.load(w, WW.VERSION) !== since) continue;
         step('watch.wait.sleep');
         await asyncWaiter.wait(this.#versionAddress, since, Math.min(left, SLEEP_MS), [signal, this.#released.signal]);
       } finally {
-        // A release meanwhile gave this count back already.
-        if (this.region.isMapped) {
-          Atomics.sub(w, WW.WAITERS, 1);
-          if (--this.#counted === 0) counting.delete(this.#giveBack);
-        }
+        this.#counts.lower(0); // unless a release meanwhile gave it back already
       }
     }
   }
@@ -607,7 +603,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
    */
   release(): void {
     if (!this.region.isMapped) return;
-    this.#giveBack.giveBack();
+    this.#counts.giveBack();
+    this.#counts.forget();
     this.#forget();
     structures.unregister(this);
     this.region.unmap();
@@ -617,25 +614,6 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   /** Same as {@link Watch.release} (`using w = ...`). */
   [Symbol.dispose](): void {
     this.release();
-  }
-
-  /** Gives back what this handle's pending async waits added to `waiters`. */
-  readonly #giveBack = {
-    giveBack: (): void => {
-      if (this.#counted !== 0 && this.region.isMapped) Atomics.sub(this.#w, WW.WAITERS, this.#counted);
-      this.#counted = 0;
-      counting.delete(this.#giveBack);
-    },
-  };
-
-  #countingStarts(): void {
-    counting.add(this.#giveBack);
-    if (!exitHook) {
-      exitHook = true;
-      process.once('exit', () => {
-        for (const c of [...counting]) c.giveBack();
-      });
-    }
   }
 
   #timeout(since: number): TimeoutError {
