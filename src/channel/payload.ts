@@ -7,10 +7,9 @@
  */
 import { InvalidArgumentError, LayoutError, OutOfRangeError, PayloadTooLargeError } from '../errors.js';
 import { describe } from '../validate.js';
+import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
 import { dataOffset, Payload, SLOT_HEADER } from './layout.js';
 
-/** Messages up to this many bytes are copied 4 bytes at a time (no view object to allocate). */
-const SMALL = 256;
 
 /** A message accepted by `send`: a string (sent as UTF-8) or any view of bytes. */
 export type Message = string | ArrayBufferView;
@@ -70,18 +69,7 @@ export class Payloads {
     } else {
       const src = data instanceof Uint8Array ? data : new Uint8Array(data!.buffer, data!.byteOffset, data!.byteLength);
       length = src.length;
-      if (length <= SMALL) {
-        // The message's place in the slot is 4-byte aligned: copy 4 bytes at a time.
-        const view = this.#source.of(src);
-        const i32 = this.#i32;
-        const words = length >>> 2;
-        const w0 = start >>> 2;
-        for (let i = 0; i < words; i++) i32[w0 + i] = view.getInt32(i << 2, true);
-        const u8 = this.#u8;
-        for (let i = words << 2; i < length; i++) u8[start + i] = src[i]!;
-      } else {
-        this.#u8.set(src, start);
-      }
+      copyIn(this.#i32, this.#u8, start, src, this.#source); // the message's place is 4-byte aligned
     }
     if (this.#payload === Payload.Variable) this.#dv.setUint32(at + SLOT_HEADER, length, true);
     else if (length < this.#width) this.#u8.fill(0, start + length, start + this.#width);
@@ -99,18 +87,7 @@ export class Payloads {
 
   /** Copies `length` bytes of the slot at byte `at` into `target`. */
   copyOut(at: number, length: number, target: Uint8Array): void {
-    const start = at + this.#data;
-    if (length <= SMALL) {
-      const view = this.#target.of(target);
-      const i32 = this.#i32;
-      const words = length >>> 2;
-      const w0 = start >>> 2;
-      for (let i = 0; i < words; i++) view.setInt32(i << 2, i32[w0 + i]!, true);
-      const u8 = this.#u8;
-      for (let i = words << 2; i < length; i++) target[i] = u8[start + i]!;
-    } else {
-      target.set(this.#u8.subarray(start, start + length));
-    }
+    copyOut(this.#i32, this.#u8, at + this.#data, length, target, this.#target);
   }
 
   /** The message in the slot at byte `at` as a new Buffer, or a string in `encoding`. */
@@ -129,16 +106,3 @@ export class Payloads {
   }
 }
 
-/** A DataView over a caller's buffer, kept while the caller reuses that buffer. */
-class ViewCache {
-  #bytes: Uint8Array | null = null;
-  #view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-
-  of(bytes: Uint8Array): DataView<ArrayBufferLike> {
-    if (bytes !== this.#bytes) {
-      this.#bytes = bytes;
-      this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    }
-    return this.#view;
-  }
-}

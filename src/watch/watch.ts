@@ -32,6 +32,7 @@ import { asyncWaiter } from '../sync/async-waiter.js';
 import { futexWait, futexWake } from '../sync/futex.js';
 import { RobustLock } from '../sync/robust-lock.js';
 import { SharedCounts } from '../channel/counts.js';
+import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
 import { SpinBudget } from '../sync/spin.js';
 import { stepHook } from '../sync/steps.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
@@ -104,8 +105,6 @@ export type TypedArrayConstructor =
 
 /** Longest single sleep of a waiter (ms): it looks at `version` again at least this often. */
 const SLEEP_MS = 50;
-/** Values up to this many bytes are copied 4 bytes at a time (no view object to allocate). */
-const SMALL = 256;
 const KIND = Kind.Watch;
 const NO_OPTIONS: Readonly<WatchWaitOptions> = Object.freeze({});
 const EMPTY = Buffer.alloc(0);
@@ -163,10 +162,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   readonly #counts: SharedCounts;
   // The caller's buffers of the last small copy in and out, with a DataView over each: a
   // loop that reuses its buffers allocates nothing.
-  #inBytes: ArrayBufferView | null = null;
-  #inView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
-  #outBytes: ArrayBufferView | null = null;
-  #outView: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  readonly #source = new ViewCache();
+  readonly #target = new ViewCache();
 
   /**
    * Creates a Watch at `offset` of `shm`, or attaches to the one of the same capacity
@@ -338,24 +335,9 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   }
 
   #fill(start: number, src: Uint8Array): void {
-    const length = src.length;
-    if (length <= SMALL) {
-      // start is 4-byte aligned: copy 4 bytes at a time.
-      if (src !== this.#inBytes) {
-        this.#inBytes = src;
-        this.#inView = new DataView(src.buffer, src.byteOffset, src.byteLength);
-      }
-      const view = this.#inView;
-      const i32 = this.#w;
-      const words = length >>> 2;
-      const w0 = start >>> 2;
-      for (let i = 0; i < words; i++) i32[w0 + i] = view.getInt32(i << 2, true);
-      const u8 = this.#u8;
-      for (let i = words << 2; i < length; i++) u8[start + i] = src[i]!;
-    } else {
-      this.#u8.set(src, start);
-    }
+    copyIn(this.#w, this.#u8, start, src, this.#source); // start is 4-byte aligned
   }
+
 
   // ---- reading -------------------------------------------------------------------
 
@@ -455,24 +437,10 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   }
 
   #copyOut(start: number, length: number, target: ArrayBufferView): void {
-    if (length <= SMALL) {
-      // Plain loads, 4 bytes at a time; the caller's fence orders them before its re-check.
-      if (target !== this.#outBytes) {
-        this.#outBytes = target;
-        this.#outView = new DataView(target.buffer, target.byteOffset, target.byteLength);
-      }
-      const view = this.#outView;
-      const i32 = this.#w;
-      const words = length >>> 2;
-      const w0 = start >>> 2;
-      for (let i = 0; i < words; i++) view.setInt32(i << 2, i32[w0 + i]!, true);
-      const u8 = this.#u8;
-      for (let i = words << 2; i < length; i++) view.setUint8(i, u8[start + i]!);
-    } else {
-      const dst = target instanceof Uint8Array ? target : new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
-      dst.set(this.#u8.subarray(start, start + length));
-    }
+    // Plain loads; the caller's fence orders them before its re-check of the version.
+    copyOut(this.#w, this.#u8, start, length, target, this.#target);
   }
+
 
   #overwritten(length: number): LayoutError {
     return new LayoutError(`${this.#where()} holds a value length of ${length}, more than its capacity ${this.#capacity}: its memory was overwritten`);
