@@ -21,10 +21,10 @@
 // median run and the range. A `PerformanceObserver` counts 'gc' entries as a cross-check;
 // process.memoryUsage() before and after is printed for reference.
 
+import { parseCommand } from './lib/args.js';
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import v8 from 'node:v8';
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 
@@ -181,27 +181,13 @@ function runChild(row, messages) {
 }
 
 export async function main(argv) {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        messages: { type: 'string', default: '1000000' },
-        runs: { type: 'string', default: '3' },
-        row: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const args = parseCommand(argv, {
+    messages: { type: 'string', default: '1000000' },
+    runs: { type: 'string', default: '3' },
+    row: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  }, USAGE);
+  if (typeof args === 'number') return args;
   const messages = Number(args.messages);
   if (!Number.isSafeInteger(messages) || messages < 1000) {
     process.stderr.write('--messages must be a whole number ≥ 1000\n');

@@ -12,12 +12,12 @@
 // With --load N, N busy loops (separate processes) run during the measurement: a waiting
 // receiver must not take CPU from the work around it, busy host or not. Linux only.
 
+import { parseCommand } from './lib/args.js';
 import { execFileSync, fork } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { parseLoad, startLoad, stopLoad } from './lib/load.js';
 
 const ROLES = [
@@ -143,27 +143,13 @@ async function measureRole(role, seconds, ticksPerSec) {
 }
 
 export async function main(argv) {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        seconds: { type: 'string', default: '5' },
-        load: { type: 'string' },
-        role: { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const args = parseCommand(argv, {
+    seconds: { type: 'string', default: '5' },
+    load: { type: 'string' },
+    role: { type: 'string' },
+    json: { type: 'boolean', default: false },
+  }, USAGE);
+  if (typeof args === 'number') return args;
   if (args.role) {
     await receiver(args.role);
     return 0;

@@ -7,10 +7,10 @@
 //
 // Programmatic use: `import { runBenchmark } from './bench/ipc.js'`.
 
+import { parseCommand } from './lib/args.js';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { loadTransports, TRANSPORT_FILES } from './lib/transports.js';
 import { measureTransport, ROUND_TRIP_SIZE, SIZES } from './lib/measure.js';
 import { machineInfo, printReport, writeJson, chooseBaseline, JSON_SCHEMA } from './lib/report.js';
@@ -154,34 +154,19 @@ options:
 
 /** The command line: `argv` without node and script. Resolves to the exit code. */
 export async function main(argv) {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        quick: { type: 'boolean', default: false },
-        json: { type: 'string' },
-        svg: { type: 'string' },
-        only: { type: 'string' },
-        baseline: { type: 'string' },
-        timeout: { type: 'string' },
-        pin: { type: 'string' },
-        load: { type: 'string' },
-        from: { type: 'string' },
-        list: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const args = parseCommand(argv, {
+    quick: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    svg: { type: 'string' },
+    only: { type: 'string' },
+    baseline: { type: 'string' },
+    timeout: { type: 'string' },
+    pin: { type: 'string' },
+    load: { type: 'string' },
+    from: { type: 'string' },
+    list: { type: 'boolean', default: false },
+  }, USAGE);
+  if (typeof args === 'number') return args;
   if (args.list) {
     for (const t of await loadTransports()) {
       const note = t.loadError ? `  [cannot load: ${t.loadError.message}]` : '';

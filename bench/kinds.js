@@ -20,10 +20,10 @@
 // SingleBuffered.Fixed channels in step 2: the same calls, one kind; its ratio shows
 // what the steps alone do to the figure (about 1×).
 
+import { parseCommand } from './lib/args.js';
 import { fork } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Channel, SharedMemory } from '../dist/index.js';
 
@@ -130,27 +130,13 @@ export async function runKinds({ pairs = 200_000, batches = 7, rounds = 2000, co
 }
 
 export async function main(argv) {
-  let args;
-  try {
-    args = parseArgs({
-      args: argv,
-      options: {
-        pairs: { type: 'string', default: '200000' },
-        batches: { type: 'string', default: '7' },
-        json: { type: 'boolean', default: false },
-        role: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-      strict: true,
-    }).values;
-  } catch (err) {
-    process.stderr.write(`${err.message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const args = parseCommand(argv, {
+    pairs: { type: 'string', default: '200000' },
+    batches: { type: 'string', default: '7' },
+    json: { type: 'boolean', default: false },
+    role: { type: 'string' },
+  }, USAGE);
+  if (typeof args === 'number') return args;
   const pairs = Number(args.pairs);
   const batches = Number(args.batches);
   if (!Number.isSafeInteger(pairs) || pairs < 1000 || !Number.isSafeInteger(batches) || batches < 1 || batches > 101) {
