@@ -10,8 +10,11 @@
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import * as sys from '../sys/libc.js';
 import { systemError } from '../system-error.js';
-import { futexWake } from './futex.js';
+import { futexWait, futexWake } from './futex.js';
 import type { WaiterRequest } from './waiter-thread.js';
+
+/** How long, at most, process exit waits for a waiter thread to finish starting. */
+const START_WAIT_MS = 5000;
 
 interface Pending {
   resolve: () => void;
@@ -87,16 +90,25 @@ class AsyncWaiter {
       const address = sys.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (address === -1 || address === 0) throw systemError('allocate the async waiter control page', 'mmap', sys.errno());
       this.#controlAddress = address;
-      const control = (this.#control = new Int32Array(sys.view(address, 8)));
+      const control = (this.#control = new Int32Array(sys.view(address, 12)));
       // At exit Node joins worker threads, and a thread sleeping in a system call would
       // keep it waiting: tell the thread to end and wake it.
       process.once('exit', () => {
+        // A thread still loading its modules must not be stopped there: koffi, stopped
+        // half-way through its start-up, aborts the whole process ("napi_throw"). Let it
+        // finish loading first (it takes milliseconds; bounded for a thread that never
+        // comes up).
+        const until = performance.now() + START_WAIT_MS;
+        while (this.#worker !== undefined && Atomics.load(control, 2) === 0 && performance.now() < until) {
+          futexWait(address + 8, 0, 10);
+        }
         Atomics.store(control, 1, 1);
         Atomics.add(control, 0, 1);
         futexWake(address);
       });
     }
     const address = this.#controlAddress;
+    Atomics.store(this.#control, 2, 0);
     const { port1, port2 } = new MessageChannel();
     this.#port = port1;
     port1.unref();

@@ -11,7 +11,7 @@
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { FUTEX } from '../sys/constants.js';
 import * as sys from '../sys/libc.js';
-import { futexWait } from './futex.js';
+import { futexWait, futexWake } from './futex.js';
 
 /** A request from the main thread. */
 export type WaiterRequest =
@@ -27,7 +27,8 @@ interface Entry {
 const { port, controlAddress } = workerData as { port: MessagePort; controlAddress: number };
 // control[0]: generation, bumped by the main thread with each request (the futex word).
 // control[1]: set to 1 when the process exits: the thread must end so Node can join it.
-const control = new Int32Array(sys.view(controlAddress, 8));
+// control[2]: set to 1 by this thread once its modules are loaded (see async-waiter.ts).
+const control = new Int32Array(sys.view(controlAddress, 12));
 // Even with nothing pending, wake up now and then: a blocking system call cannot be
 // interrupted by Worker termination, so a bounded wait guarantees the thread can end.
 const IDLE_MS = 1000;
@@ -95,6 +96,9 @@ function waitAll(generation: number, groups: number[][], keys: [number, number][
   if (e === ETIMEDOUT || e === EINTR || Atomics.load(control, 0) !== generation) return null;
   return groups.flat();
 }
+
+Atomics.store(control, 2, 1);
+futexWake(controlAddress + 8);
 
 while (Atomics.load(control, 1) === 0) {
   const generation = Atomics.load(control, 0);
