@@ -52,4 +52,6 @@ export {
   type WritableOptions,
 } from './channel/index.js';
 export { Mutex, type LockOptions } from './mutex/mutex.js';
-export { Watch, WATCH_STEPS, type WatchOptions, type WatchValue, type WatchWaitOptions, type TypedArrayConstructor } from './watch/watch.js';
+export { Watch } from './watch/watch.js';
+export { WATCH_STEPS, type WatchStep } from './watch/steps.js';
+export type { WatchOptions, WatchValue, WatchWaitOptions, TypedArrayConstructor } from './watch/options.js';

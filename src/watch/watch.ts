@@ -28,83 +28,17 @@ import { count, MAX_WIDTH } from '../channel/shapes.js';
 import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from '../channel/structure.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
-import { asyncWaiter } from '../sync/async-waiter.js';
-import { futexWait, futexWake } from '../sync/futex.js';
+import { futexWake } from '../sync/futex.js';
 import { RobustLock } from '../sync/robust-lock.js';
 import { SharedCounts } from '../channel/counts.js';
 import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
 import { SpinBudget } from '../sync/spin.js';
-import { stepHook } from '../sync/steps.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
+import type { TypedArrayConstructor, WatchOptions, WatchValue, WatchWaitOptions } from './options.js';
+import { step } from './steps.js';
+import { WatchWaits } from './waits.js';
 import { BUF_DATA, BUF_LENGTH, BUF_VERSION, BUFFERS_OFFSET, bufferStride, watchSize, WW } from './layout.js';
 
-/**
- * Every named step of the Watch protocol, in order. At each, the party has just done the
- * shared-memory operation the comment names and not yet the next one. (A writer waiting
- * for the lock goes through the Mutex's `mutex.lock.*` steps first.)
- */
-export const WATCH_STEPS = [
-  /** Holds the writer lock; nothing written yet. */
-  'watch.write.lock',
-  /** The new length is in the inactive buffer; its bytes are not (a torn buffer nobody reads). A string's bytes come first, then its length. */
-  'watch.write.length',
-  /** The value is in the inactive buffer; `version` not stored yet (readers see the previous value). */
-  'watch.write.copied',
-  /** `version` stored: the new value is what readers get; the lock still held. */
-  'watch.write.published',
-  /** The lock released; sleepers on `version` not woken yet. */
-  'watch.write.unlock',
-  /** A reader loaded `version`; it has not copied the buffer yet. */
-  'watch.read.version',
-  /** A reader copied the buffer; it has not re-checked `version` yet. */
-  'watch.read.copied',
-  /** A waiter counted itself in `waiters` and found `version` unchanged; about to sleep. */
-  'watch.wait.sleep',
-] as const;
-
-/** One of {@link WATCH_STEPS}. */
-export type WatchStep = (typeof WATCH_STEPS)[number];
-
-/** Where a Watch lives and how big its value can be. */
-export interface WatchOptions {
-  /** Largest value in bytes (1 to 2^30). */
-  capacity: number;
-  /** Byte offset in the object; a multiple of 16. Default 0. */
-  offset?: number;
-  /** Grow the object to fit when it is too small. Default `true` (on macOS: only a fresh object). */
-  autosize?: boolean;
-}
-
-/** Options of a wait for a change. */
-export interface WatchWaitOptions {
-  /** Give up after this many milliseconds with a {@link TimeoutError}. `0`: only check. */
-  timeout?: number;
-  /** Give up when the signal aborts, with an {@link AbortError} (async only). */
-  signal?: AbortSignal;
-}
-
-/** A value read, and the version it was published as (see {@link Watch.version}). */
-export interface WatchValue<T = Buffer> {
-  value: T;
-  version: number;
-}
-
-/** Constructors of typed arrays `readTyped` can build. */
-export type TypedArrayConstructor =
-  | Int8ArrayConstructor
-  | Uint8ArrayConstructor
-  | Uint8ClampedArrayConstructor
-  | Int16ArrayConstructor
-  | Uint16ArrayConstructor
-  | Int32ArrayConstructor
-  | Uint32ArrayConstructor
-  | Float32ArrayConstructor
-  | Float64ArrayConstructor
-  | BigInt64ArrayConstructor
-  | BigUint64ArrayConstructor;
-
-/** Longest single sleep of a waiter (ms): it looks at `version` again at least this often. */
-const SLEEP_MS = 50;
 const KIND = Kind.Watch;
 const NO_OPTIONS: Readonly<WatchWaitOptions> = Object.freeze({});
 const EMPTY = Buffer.alloc(0);
@@ -113,16 +47,11 @@ const INTERNAL: unique symbol = Symbol('concurrent-shm watch');
 // A Watch collected without release() forgets its place in the overlap registry.
 const structures = new FinalizationRegistry<() => void>((forget) => forget());
 
-
 // A word of this thread only: an atomic add on it is a full barrier (x86 `lock xadd`,
 // ARM64 an exclusive pair with acquire and release), ordering a reader's plain copy before
 // its re-check of `version` on CPUs that reorder loads. (Atomics.load of each word would
 // order them too, but V8 does not inline it on a mapping's buffer: 10 ns a word.)
 const fence = new Int32Array(new SharedArrayBuffer(4));
-
-function step(name: WatchStep): void {
-  if (stepHook !== undefined) stepHook(name);
-}
 
 function shapeOf(capacity: number): HeaderInfo {
   return { kind: KIND, payload: Payload.Variable, depth: 2, width: capacity, stride: bufferStride(capacity), totalSize: watchSize(capacity) };
@@ -153,6 +82,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
   readonly #stride: number;
   readonly #versionAddress: number;
   readonly #lock: RobustLock;
+  readonly #waits: WatchWaits;
   readonly #released = new AbortController();
   readonly #forget: () => void;
   /**
@@ -214,6 +144,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     this.#versionAddress = this.region.address + WW.VERSION * 4;
     this.#counts = new SharedCounts(this.#w, () => this.region.isMapped, [WW.WAITERS]);
     const words = { lock: WW.LOCK, waiters: WW.LOCK_WAITERS, deaths: WW.DEATHS };
+    this.#waits = new WatchWaits(this.#w, this.region.address + WW.VERSION * 4, this.#counts, this.#released.signal, () => this.region.isMapped, () => this.#where());
     this.#lock = new RobustLock(this.#w, words, this.region.address + WW.LOCK * 4, new SpinBudget(2_000, 64, 50_000));
     setMaxListeners(0, this.#released.signal);
   }
@@ -338,7 +269,6 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     copyIn(this.#w, this.#u8, start, src, this.#source); // start is 4-byte aligned
   }
 
-
   // ---- reading -------------------------------------------------------------------
 
   /**
@@ -441,7 +371,6 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     copyOut(this.#w, this.#u8, start, length, target, this.#target);
   }
 
-
   #overwritten(length: number): LayoutError {
     return new LayoutError(`${this.#where()} holds a value length of ${length}, more than its capacity ${this.#capacity}: its memory was overwritten`);
   }
@@ -456,23 +385,9 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
    * @throws {@link TimeoutError} after `timeout` ms with no change.
    */
   waitSync(sinceVersion: number, options?: Omit<WatchWaitOptions, 'signal'>): number {
-    const w = this.#words();
+    this.#words();
     const since = checkVersion(sinceVersion);
-    const deadline = deadlineOf(options === undefined ? undefined : checkOptions<WatchWaitOptions>('options', options, ['timeout']).timeout);
-    for (;;) {
-      const v = Atomics.load(w, WW.VERSION);
-      if (v !== since) return v >>> 0;
-      const left = deadline - performance.now();
-      if (left <= 0) throw this.#timeout(sinceVersion);
-      Atomics.add(w, WW.WAITERS, 1);
-      try {
-        if (Atomics.load(w, WW.VERSION) !== since) continue;
-        step('watch.wait.sleep');
-        futexWait(this.#versionAddress, since, Math.min(left, SLEEP_MS));
-      } finally {
-        Atomics.sub(w, WW.WAITERS, 1);
-      }
-    }
+    return this.#waits.sync(since, deadlineOf(options === undefined ? undefined : checkOptions<WatchWaitOptions>('options', options, ['timeout']).timeout));
   }
 
   /**
@@ -482,28 +397,12 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
    * Rejects with {@link TimeoutError}, {@link AbortError}, or {@link RegionUnmappedError} when this handle is released meanwhile.
    */
   async wait(sinceVersion: number, options?: WatchWaitOptions): Promise<number> {
-    const w = this.#words();
+    this.#words();
     const since = checkVersion(sinceVersion);
     const opts = options === undefined ? NO_OPTIONS : checkOptions<WatchWaitOptions>('options', options, ['timeout', 'signal']);
     const signal = opts.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError(`options.signal must be an AbortSignal, got ${describe(signal)}`);
-    const deadline = deadlineOf(opts.timeout);
-    for (;;) {
-      if (!this.region.isMapped) throw new RegionUnmappedError(`${this.#where()} was released`);
-      const v = Atomics.load(w, WW.VERSION);
-      if (v !== since) return v >>> 0;
-      if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      const left = deadline - performance.now();
-      if (left <= 0) throw this.#timeout(sinceVersion);
-      this.#counts.raise(0);
-      try {
-        if (Atomics.load(w, WW.VERSION) !== since) continue;
-        step('watch.wait.sleep');
-        await asyncWaiter.wait(this.#versionAddress, since, Math.min(left, SLEEP_MS), [signal, this.#released.signal]);
-      } finally {
-        this.#counts.lower(0); // unless a release meanwhile gave it back already
-      }
-    }
+    return this.#waits.async(since, deadlineOf(opts.timeout), signal);
   }
 
   /**
@@ -584,10 +483,6 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     this.release();
   }
 
-  #timeout(since: number): TimeoutError {
-    return new TimeoutError(`waiting for a change of ${this.#where()} from version ${since} timed out`);
-  }
-
   #where(): string {
     return `the Watch at offset ${this.region.offset} of shared memory '${this.region.objectName}'`;
   }
@@ -599,10 +494,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
 }
 
 
-
 function checkVersion(v: unknown): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new InvalidArgumentError(`sinceVersion must be a version (an integer from 0 to 2^32 - 1), got ${describe(v)}`);
   return v | 0;
 }
-
 
