@@ -53,3 +53,4 @@ export {
 } from './channel/index.js';
 export { Mutex, type LockOptions } from './mutex/mutex.js';
 export { Watch, WATCH_STEPS, type WatchOptions, type WatchValue, type WatchWaitOptions, type TypedArrayConstructor } from './watch/watch.js';
+export { Broadcast, Subscriber, BROADCAST_STEPS, type BroadcastOptions, type BroadcastRecvOptions, type BroadcastStats, type PublishOptions, type SubscribeOptions, type BroadcastStep } from './broadcast/broadcast.js';
