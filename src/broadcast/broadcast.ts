@@ -217,7 +217,21 @@ export class Broadcast implements Disposable {
     if (!(shm instanceof SharedMemory)) throw new InvalidArgumentError(`Broadcast.attach needs a SharedMemory, got ${describe(shm)}`);
     const offset = checkIndex('options.offset', checkOptions<{ offset: number }>('options', options, ['offset']).offset ?? 0);
     if (shm.size < offset + H.SIZE) throw new LayoutError(`no Broadcast at offset ${offset} of shared memory '${shm.name}': the object is only ${shm.size} bytes long`);
+    const head = Region.map(shm, offset, H.SIZE);
+    try {
+      // Waits for a creator that is still initialising; zeros or garbage is an error.
+      const found = initOrAttach(head, null, 0);
+      if (found.kind !== KIND) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a Broadcast (it is a ${describeHeader(found)})`);
+    } finally {
+      head.unmap();
+    }
     return new Broadcast(shm, { offset }, INTERNAL);
+  }
+
+  /** Bytes a Broadcast of this shape occupies (header, control words, subscriber table, ring). */
+  static byteLength(depth: number, capacity: number, maxSubscribers = 64): number {
+    const max = Math.ceil(count('maxSubscribers', maxSubscribers, 1, MAX_SUBSCRIBERS) / 8) * 8;
+    return broadcastSize(count('depth', depth, 2, MAX_DEPTH), count('capacity', capacity, 1, MAX_WIDTH), max);
   }
 
   /** Slots in the ring. */

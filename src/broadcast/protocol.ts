@@ -197,8 +197,8 @@ export class RingProtocol {
     Atomics.store(w, sw + SLOT_LENGTH, ABANDONED_LENGTH | 0);
     Atomics.store(w, sw + SLOT_SEQ, publishedSeq(p));
     step('broadcast.skip.seq');
-    Atomics.compareExchange(w, BW.TAIL, p, (p + 1) | 0);
     Atomics.add(w, BW.ABANDONED, 1);
+    Atomics.compareExchange(w, BW.TAIL, p, (p + 1) | 0);
     Atomics.store(w, sw + SLOT_OWNER, 0);
     this.signal(BW.PUBLISHED, BW.RECV_WAITERS);
   }
@@ -247,6 +247,14 @@ export class RingProtocol {
       const closed = Atomics.load(w, BW.CLOSED) !== 0;
       const tail = Atomics.load(w, BW.TAIL);
       if (tail === c) return this.#wait(sw + SLOT_SEQ, seq, closed ? CLOSED : EMPTY);
+      if (((c - tail) | 0) > 0) {
+        // Behind us, tail names a position already claimed whose claimant died before
+        // moving it: move it on (as a publisher would) and look again.
+        const ts = Atomics.load(w, this.slotWord(tail) + SLOT_SEQ);
+        if (((ts - publishedSeq(tail - this.depth)) | 0) > 0) Atomics.compareExchange(w, BW.TAIL, tail, (tail + 1) | 0);
+        if (tries < MAX_TRIES) continue;
+        return this.#wait(sw + SLOT_SEQ, seq, BLOCKED);
+      }
       const owner = Atomics.load(w, sw + SLOT_OWNER);
       if (owner !== 0 && this.#dead(owner)) {
         this.repair(sw, owner);
