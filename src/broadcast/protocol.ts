@@ -246,8 +246,12 @@ export class RingProtocol {
       // close on its second look and gives its position up.
       const closed = Atomics.load(w, BW.CLOSED) !== 0;
       const tail = Atomics.load(w, BW.TAIL);
-      if (tail === c) return this.#wait(sw + SLOT_SEQ, seq, closed ? CLOSED : EMPTY);
-      if (((c - tail) | 0) > 0) {
+      if (d === -1) {
+        // Position c is claimed (seq = 2·c), not yet published. Its claimant moves `tail`
+        // past it next; if it died first, move it ourselves.
+        if (tail === c) Atomics.compareExchange(w, BW.TAIL, c, (c + 1) | 0);
+      } else if (tail === c) return this.#wait(sw + SLOT_SEQ, seq, closed ? CLOSED : EMPTY);
+      else if (((c - tail) | 0) > 0) {
         // Behind us, tail names a position already claimed whose claimant died before
         // moving it: move it on (as a publisher would) and look again.
         const ts = Atomics.load(w, this.slotWord(tail) + SLOT_SEQ);

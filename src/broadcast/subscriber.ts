@@ -10,7 +10,7 @@ import type { Payloads } from '../channel/payload.js';
 import type { Region } from '../region/region.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { checkEncoding, checkOptions, deadlineOf } from '../validate.js';
-import { ABANDONED_LENGTH, BW, ENTRY_CURSOR, ENTRY_PID, SLOT_DATA } from './layout.js';
+import { ABANDONED_LENGTH, BW, ENTRY_CURSOR, ENTRY_PID, publishedSeq, SLOT_DATA } from './layout.js';
 import { LAGGED, OK, RingProtocol, step } from './protocol.js';
 import { BROADCAST_COUNTS, RECV_SIDE, RingWaits } from './waiting.js';
 
@@ -92,7 +92,12 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
       // The oldest position still in the ring, past those that hold no message (slots
       // never written yet, positions abandoned).
       cursor = (tail - ctx.depth) | 0;
-      while (cursor !== tail && p.still(cursor) && ctx.dv.getUint32(p.slotByte(cursor) + 8, true) === ABANDONED_LENGTH) cursor = (cursor + 1) | 0;
+      while (cursor !== tail) {
+        const d = (Atomics.load(w, p.slotWord(cursor)) - publishedSeq(cursor)) | 0;
+        const gone = d > 0 || (d === 0 && ctx.dv.getUint32(p.slotByte(cursor) + 8, true) === ABANDONED_LENGTH);
+        if (!gone) break;
+        cursor = (cursor + 1) | 0;
+      }
     }
     this.#cursor = cursor;
     Atomics.store(w, entry + ENTRY_CURSOR, this.#cursor);
