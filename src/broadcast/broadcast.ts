@@ -69,10 +69,15 @@ export interface SubscribeOptions {
 
 /** Counters read from a Broadcast, for monitoring. */
 export interface BroadcastStats {
+  /** Slots in the ring. */
   depth: number;
+  /** Largest message in bytes. */
   capacity: number;
+  /** Places in the subscriber table. */
   maxSubscribers: number;
+  /** Whether publishers wait for the slowest live subscriber. */
   backpressure: boolean;
+  /** `true` once some process called `close()`. */
   closed: boolean;
   /** Positions claimed by publishers so far (u32, wraps): messages published, plus those abandoned. */
   published: number;

@@ -101,6 +101,15 @@ export class RingProtocol {
   /** Subscriber: after LAGGED, where to continue and how many positions were skipped. */
   lagTo = 0;
   missed = 0;
+  /** Back-pressure: positions before this one are known to have room (see #room). */
+  #roomUntil = 0;
+  /**
+   * Back-pressure: a subscriber wakes sleeping publishers only when its cursor crosses a
+   * multiple of depth / 4 (and when it leaves): a publisher waiting for room sleeps until
+   * the slowest subscriber has made room for a quarter of the ring, one wake per quarter
+   * instead of one per message and subscriber.
+   */
+  readonly wakeMask: number;
 
   constructor(w: Int32Array, base: number, depth: number, stride: number, slotsOffset: number, backpressure: boolean) {
     this.w = w;
@@ -112,6 +121,7 @@ export class RingProtocol {
     this.maxSubscribers = (slotsOffset - TABLE_OFFSET) / ENTRY_BYTES;
     this.backpressure = backpressure;
     this.writing = (WRITING_BIT | (PID & PID_MASK)) | 0;
+    this.wakeMask = Math.max(1, depth >>> 2) - 1;
   }
 
   /** Index (in words) of the first word of the slot of position `p`. */
@@ -203,15 +213,26 @@ export class RingProtocol {
     this.signal(BW.PUBLISHED, BW.RECV_WAITERS);
   }
 
-  /** `true` when every live subscriber has read past position `p − depth` (back-pressure). */
+  /**
+   * `true` when every live subscriber has read past position `p − depth` (back-pressure).
+   * A scan that finds room for more than p remembers how far (`#roomUntil`): cursors only
+   * move forward, and a subscriber joining at the next message is past every position a
+   * publisher can be about to overwrite, so positions before it need no other scan.
+   */
   #room(p: number): boolean {
+    if (((this.#roomUntil - p) | 0) > 0 && ((this.#roomUntil - p) | 0) <= this.depth) return true;
     const w = this.w;
+    let behind = 0; // the most any live subscriber is behind p
     for (let i = 0; i < this.maxSubscribers; i++) {
       const e = this.entryWord(i);
       const pid = Atomics.load(w, e + ENTRY_PID);
       if (pid === 0) continue;
       const cursor = Atomics.load(w, e + ENTRY_CURSOR);
-      if (((p - cursor) | 0) < this.depth) continue;
+      const d = (p - cursor) | 0;
+      if (d < this.depth) {
+        if (d > behind) behind = d;
+        continue;
+      }
       if (this.suspect && pid !== PID && !processAlive(pid)) {
         // A dead subscriber never holds publishers up: its entry is freed.
         if (Atomics.compareExchange(w, e + ENTRY_PID, pid, 0) === pid) this.signal(BW.PROGRESS, BW.SEND_WAITERS);
@@ -220,6 +241,7 @@ export class RingProtocol {
       this.#wait(e + ENTRY_CURSOR, cursor, EMPTY);
       return false;
     }
+    this.#roomUntil = (p + this.depth - behind) | 0;
     return true;
   }
 

@@ -292,7 +292,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     this.#cursor = (c + 1) | 0;
     this.#store(this.#cursor);
     step('broadcast.recv.cursor');
-    if (this.#ctx.backpressure) this.#p.signal(BW.PROGRESS, BW.SEND_WAITERS);
+    if (this.#ctx.backpressure && (this.#cursor & this.#p.wakeMask) === 0) this.#p.signal(BW.PROGRESS, BW.SEND_WAITERS);
   }
 
   #store(cursor: number): void {
