@@ -416,4 +416,19 @@ test('recvSync sleeps in the kernel: a blocked receiver child uses little CPU', 
   assert.equal(r.got, [(1 << 20) | 1]);
 });
 
+test('a subscriber dropped without close() frees its place once collected', async () => {
+  if (!globalThis.gc) return; // test/run.js runs files with --expose-gc
+  const { bc } = fresh({ backpressure: true });
+  (() => {
+    bc.subscribe();
+  })();
+  assert.is(bc.subscribers, 1);
+  for (let i = 0; i < 50 && bc.subscribers > 0; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  assert.is(bc.subscribers, 0, 'its place was freed');
+  for (let i = 0; i < 20; i++) assert.ok(bc.tryPublish('x'), 'nobody holds publishers up');
+});
+
 test.run();

@@ -103,18 +103,10 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     Atomics.store(w, entry + ENTRY_CURSOR, this.#cursor);
     const me = PID;
     const region = ctx.region;
-    this.#leave = () => {
-      open.delete(this.#leave);
-      if (!region.isMapped) return;
-      if (Atomics.compareExchange(w, entry + ENTRY_PID, me, 0) === me) p.signal(BW.PROGRESS, BW.SEND_WAITERS);
-    };
-    open.add(this.#leave);
-    if (!exitHook) {
-      exitHook = true;
-      process.once('exit', () => {
-        for (const leave of [...open]) leave();
-      });
-    }
+    const leave = leaver(region, p, entry, me);
+    this.#leave = leave;
+    open.add(leave);
+    hookExit();
     collected.register(this, this.#leave, this);
     this.#counts = new SharedCounts(w, () => region.isMapped && !this.#closed.signal.aborted, BROADCAST_COUNTS);
     const stop = AbortSignal.any([ctx.released, this.#closed.signal]);
@@ -341,6 +333,30 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
   #where(): string {
     return this.#ctx.where();
   }
+}
+
+/** At a normal exit, gives back the places of subscribers still open (installed once, outside any constructor's context). */
+function hookExit(): void {
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const leave of [...open]) leave();
+  });
+}
+
+/**
+ * The function that gives a subscriber's place back. Made out here so that it captures
+ * nothing of the subscriber (a closure made in the constructor would share its context,
+ * `this` included): the registry and the exit hook hold it strongly, and a subscriber
+ * dropped without close() must still be collected, its place freed then.
+ */
+function leaver(region: Region, p: RingProtocol, entry: number, me: number): () => void {
+  const leave = (): void => {
+    open.delete(leave);
+    if (!region.isMapped) return;
+    if (Atomics.compareExchange(p.w, entry + ENTRY_PID, me, 0) === me) p.signal(BW.PROGRESS, BW.SEND_WAITERS);
+  };
+  return leave;
 }
 
 /** Takes a free table entry (or a dead subscriber's); returns its word index. */
