@@ -431,4 +431,34 @@ test('a subscriber dropped without close() frees its place once collected', asyn
   for (let i = 0; i < 20; i++) assert.ok(bc.tryPublish('x'), 'nobody holds publishers up');
 });
 
+test('try-calls alone are never wedged by a dead party: tryPublish past a dead subscriber, tryRecv past a dead publisher', async () => {
+  const shm = h.object();
+  const bc = h.keep(new Broadcast(shm, { depth: 2, capacity: 64, backpressure: true }));
+  const holder = party(shm, 'hold');
+  await holder.message('ready');
+  assert.ok(bc.tryPublish('a') && bc.tryPublish('b'));
+  assert.is(bc.tryPublish('c'), false);
+  holder.kill();
+  await holder.exited;
+  const t0 = performance.now();
+  await until(() => bc.tryPublish('c'), { what: 'tryPublish to get past the dead subscriber', timeoutMs: 5000, every: 5 });
+  assert.ok(performance.now() - t0 < 2000);
+  // A publisher killed mid-copy (stopped by the step gate at publish.copied), then polled past.
+  const { Gate, GATE_BYTES } = await import('./fixtures/step-gate.js');
+  const shm2 = h.object(4096);
+  const bc2 = h.keep(new Broadcast(shm2, { depth: 4, capacity: 64, offset: 4096 }));
+  const gate = new Gate(Region.map(shm2, 0, GATE_BYTES));
+  h.defer(() => gate.region.unmap());
+  const s = bc2.subscribe();
+  const a = h.start('broadcast-party', 'publisher', { offset: 4096, gateOffset: 0, id: 1, from: 0, count: 1, step: 'broadcast.publish.copied' }, { shm: shm2 });
+  await gate.reached({ peer: a });
+  a.kill();
+  await a.exited;
+  bc2.publishSync(msg(2, 0));
+  let got;
+  await until(() => (got = s.tryRecv()) !== undefined, { what: 'tryRecv to get past the dead publisher', timeoutMs: 5000, every: 5 });
+  assert.is(checkValue(got), (2 << 20) | 0);
+  assert.is(bc2.stats().abandoned, 1);
+});
+
 test.run();

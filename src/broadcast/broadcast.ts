@@ -30,9 +30,9 @@ import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { futexWake } from '../sync/futex.js';
 import { checkChoice, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
 import { ABANDONED_LENGTH, broadcastSize, BW, ENTRY_CURSOR, ENTRY_PID, FLAG_BACKPRESSURE, MAX_DEPTH, MAX_SUBSCRIBERS, publishedSeq, SLOT_LENGTH, SLOT_SEQ, slotStrideOf } from './layout.js';
-import { CLOSED, OK, RingProtocol } from './protocol.js';
+import { BLOCKED, CLOSED, EMPTY, OK, RingProtocol } from './protocol.js';
 import { Subscriber, SUBSCRIBER_INTERNAL, type RingContext } from './subscriber.js';
-import { BROADCAST_COUNTS, RingWaits, SEND_SIDE } from './waiting.js';
+import { BROADCAST_COUNTS, RingWaits, SEND_SIDE, TryClock } from './waiting.js';
 
 export { BROADCAST_STEPS, type BroadcastStep } from './protocol.js';
 export { Subscriber, type BroadcastRecvOptions } from './subscriber.js';
@@ -127,6 +127,7 @@ export class Broadcast implements Disposable {
   readonly #waits: RingWaits;
   readonly #counts: SharedCounts;
   readonly #released = new AbortController();
+  readonly #tries = new TryClock();
   readonly #forget: () => void;
   readonly #subscribers = new Set<WeakRef<Subscriber>>();
 
@@ -335,13 +336,15 @@ export class Broadcast implements Disposable {
 
   /**
    * Publishes if it can be done now. Returns `false` when back-pressure holds it (or
-   * another publisher is mid-way through the slot).
+   * another publisher is mid-way through the slot). Tries that keep meeting the same
+   * holder for about 100 ms check whether it is alive (a dead one is then repaired or
+   * freed), as waiting calls do.
    * @throws {@link ClosedWriteError} when the Broadcast is closed.
    */
   tryPublish(data: Message): boolean {
     this.#words();
     this.#ctx.payloads.check(data);
-    const r = this.#claim();
+    const r = this.#tries.run(this.#p, this.#claim, (x) => x === BLOCKED || x === EMPTY);
     if (r === CLOSED) throw this.#closedError();
     if (r !== OK) return false;
     this.#fill(data);

@@ -11,8 +11,8 @@ import type { Region } from '../region/region.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { checkEncoding, checkOptions, deadlineOf } from '../validate.js';
 import { ABANDONED_LENGTH, BW, ENTRY_CURSOR, ENTRY_PID, publishedSeq, SLOT_DATA } from './layout.js';
-import { LAGGED, OK, RingProtocol, step } from './protocol.js';
-import { BROADCAST_COUNTS, RECV_SIDE, RingWaits } from './waiting.js';
+import { BLOCKED, LAGGED, OK, RingProtocol, step } from './protocol.js';
+import { BROADCAST_COUNTS, RECV_SIDE, RingWaits, TryClock } from './waiting.js';
 
 /** Options of a receive. */
 export interface BroadcastRecvOptions {
@@ -73,6 +73,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
   readonly #entry: number;
   readonly #leave: () => void;
   readonly #closed = new AbortController();
+  readonly #tries = new TryClock();
   #cursor: number;
   #missed = 0;
   #received = 0;
@@ -208,7 +209,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     this.#check();
     const encoding = checkEncoding(options === undefined ? undefined : checkOptions<{ encoding: BufferEncoding }>('options', options, ['encoding']).encoding);
     for (;;) {
-      const r = this.#attempt();
+      const r = this.#tries.run(this.#p, this.#attempt, (x) => x === BLOCKED);
       if (r !== OK && r !== LAGGED) return undefined;
       const got = this.#take(r, encoding, null);
       if (got !== AGAIN) return got as Buffer | string;

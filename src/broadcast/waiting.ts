@@ -173,3 +173,31 @@ export class RingWaits {
     return r;
   }
 }
+
+/**
+ * The liveness clock of try-calls (`tryPublish`, `tryRecv`), which never wait: once the
+ * calls of a handle have met a claim held up by another party (a publisher mid-copy, or
+ * with back-pressure a subscriber a ring behind) for {@link LIVENESS_MS}, the next try
+ * checks that party's liveness, so a program that only polls is not wedged by a dead one.
+ */
+export class TryClock {
+  #since = 0;
+
+  /** Runs one try of `attempt`; `held` says which outcomes mean "held up by another party". */
+  run(p: RingProtocol, attempt: () => number, held: (r: number) => boolean): number {
+    const now = performance.now();
+    if (this.#since !== 0 && now - this.#since >= LIVENESS_MS) {
+      p.suspect = true;
+      this.#since = now;
+    }
+    let r: number;
+    try {
+      r = attempt();
+    } finally {
+      p.suspect = false;
+    }
+    if (!held(r)) this.#since = 0;
+    else if (this.#since === 0) this.#since = now;
+    return r;
+  }
+}
