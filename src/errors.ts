@@ -34,7 +34,8 @@ export type ShmErrorCode =
   | 'ERR_SHM_DEADLOCK'
   | 'ERR_SHM_NOT_OWNER'
   | 'ERR_SHM_ENCODE'
-  | 'ERR_SHM_DECODE';
+  | 'ERR_SHM_DECODE'
+  | 'ERR_SHM_LAGGED';
 
 /** Base class of the library's own errors (argument errors extend TypeError / RangeError instead). */
 export class ShmError extends Error {
@@ -274,5 +275,19 @@ export class DecodeError extends ShmError {
   constructor(message: string, bytes: Buffer, options?: ErrorOptions) {
     super(message, 'ERR_SHM_DECODE', options);
     this.bytes = bytes;
+  }
+}
+
+/**
+ * A Broadcast subscriber was overrun: publishers went more than a ring ahead of it, and
+ * `missed` messages were overwritten before it read them. Its cursor has moved on to the
+ * oldest message still in the ring: the next receive continues from there.
+ */
+export class LaggedError extends ShmError {
+  /** How many positions the subscriber skipped (messages it will never receive). */
+  readonly missed: number;
+  constructor(message: string, missed: number) {
+    super(message, 'ERR_SHM_LAGGED');
+    this.missed = missed;
   }
 }

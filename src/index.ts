@@ -55,3 +55,4 @@ export { Mutex, type LockOptions } from './mutex/mutex.js';
 export { Watch } from './watch/watch.js';
 export { WATCH_STEPS, type WatchStep } from './watch/steps.js';
 export type { WatchOptions, WatchValue, WatchWaitOptions, TypedArrayConstructor } from './watch/options.js';
+export { Broadcast, Subscriber, BROADCAST_STEPS, type BroadcastOptions, type BroadcastRecvOptions, type BroadcastStats, type PublishOptions, type SubscribeOptions, type BroadcastStep } from './broadcast/broadcast.js';

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Channel, Mutex, Region, SharedMemory } from '../dist/index.js';
+import { Broadcast, Channel, Mutex, Region, SharedMemory } from '../dist/index.js';
 import { uniqueName, within } from './helpers.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -705,6 +705,39 @@ test('demo runs the producer/consumer example with the lines on stdin', () => {
   assert.is(r.code, EXIT.OK, r.stderr);
   assert.match(r.stdout, /^received! "first line\\n"$/m);
   assert.match(r.stdout, /^received! "second \\"line\\"\\n"$/m);
+});
+
+test('inspect and ls: a Broadcast with its depth, capacity, published count and subscribers', () => {
+  const name = track(uniqueName('cli-bc'));
+  const shm = SharedMemory.open(name, 0o600, { mode: 'excl' });
+  handles.push(shm);
+  const bc = new Broadcast(shm, { depth: 8, capacity: 100, maxSubscribers: 8, backpressure: true });
+  const a = bc.subscribe();
+  bc.publishSync('one');
+  bc.publishSync('two');
+  a.recvSync();
+  bc.subscribe();
+  const r = cli(['inspect', name]);
+  assert.is(r.code, EXIT.OK, r.stderr);
+  const field = (k) => new RegExp(`^${k}\\s+(.*)$`, 'm').exec(r.stdout)?.[1] ?? assert.unreachable(`no '${k}' in:\n${r.stdout}`);
+  assert.is(field('structure'), `Broadcast(depth 8, capacity 100) at offset 0, ${Broadcast.byteLength(8, 100, 8)} bytes`);
+  assert.is(field('state'), 'open');
+  assert.is(field('depth'), '8');
+  assert.is(field('capacity'), '100 bytes');
+  assert.is(field('published'), '2');
+  assert.match(field('back-pressure'), /^yes/);
+  assert.is(field('subscribers'), `2 of 8: ${process.pid} (alive) at 1 (1 behind), ${process.pid} (alive) at 2 (0 behind)`);
+  assert.is(field('waiting'), '0 to publish, 0 to receive');
+  const j = cli(['inspect', name, '--json']);
+  const s = JSON.parse(j.stdout).structure;
+  assert.equal([s.type, s.kind, s.depth, s.width, s.published, s.abandoned, s.backpressure, s.maxSubscribers], ['broadcast', 'Broadcast', 8, 100, 2, 0, true, 8]);
+  assert.equal(s.subscribers.map((x) => x.cursor), [1, 2]);
+  const ls = JSON.parse(cli(['ls', '--json']).stdout).find((o) => o.name === name);
+  assert.is(ls.structure.type, 'broadcast');
+  assert.is(ls.structure.subscribers.length, 2);
+  bc.close();
+  assert.match(cli(['inspect', name]).stdout, /^state\s+closed$/m);
+  bc.release();
 });
 
 test.run();

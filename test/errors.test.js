@@ -658,6 +658,27 @@ const CHANNEL_AND_MUTEX_ROWS = [
       return { call: () => json.recvSync(), unchanged: () => assert.is(ch.stats().queued, 0), shmName: shm.name };
     },
   },
+  {
+    title: 'recvSync of a Broadcast subscriber overrun by publishers',
+    Class: api.LaggedError,
+    message: /^this subscriber of the Broadcast\(depth 2, capacity 8\) at offset 0 of shared memory '\/cshm-test-[^']+' was overrun: it missed 3 messages \(overwritten before it read them\); the next receive continues from the oldest message in the ring$/,
+    act(ctx) {
+      const shm = ctx.shm();
+      const bc = new api.Broadcast(shm, { depth: 2, capacity: 8 });
+      const sub = bc.subscribe();
+      for (let i = 0; i < 5; i++) bc.publishSync(`m${i}`);
+      return {
+        call: () => sub.recvSync(),
+        // the call's effect is the point: the subscriber moved on to the oldest message
+        unchanged: () => {
+          assert.is(sub.missed, 3);
+          assert.is(sub.recvSync({ encoding: 'utf8' }), 'm3');
+          bc.release();
+        },
+        shmName: shm.name,
+      };
+    },
+  },
 ];
 
 // Error classes no synchronous call here can trigger: AbortError comes only from async
@@ -693,6 +714,7 @@ const CODES = {
   AbortError: 'ABORT_ERR',
   EncodeError: 'ERR_SHM_ENCODE',
   DecodeError: 'ERR_SHM_DECODE',
+  LaggedError: 'ERR_SHM_LAGGED',
 };
 
 /** The built-in base an error class must extend: argument errors TypeError / RangeError, AbortError Error, the rest ShmError. */

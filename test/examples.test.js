@@ -48,4 +48,12 @@ test('examples/producer-consumer: with empty input it sends its built-in lines',
   assert.match(r.out, /^received! "hello from the producer"$/m);
 });
 
+test('examples/broadcast-feed.js: every subscriber accounts for every quote (received + missed), the slow one lags', async () => {
+  const r = await run('examples/broadcast-feed.js');
+  assert.is(r.code, 0, r.out);
+  assert.match(r.out, /every subscriber accounted for every quote/);
+  for (const how of ['fast', 'async', 'slow']) assert.match(r.out, new RegExp(`^${how}\\s.*received \\+ missed = 5000; in order: true$`, 'm'));
+  assert.match(r.out, /^slow .*missed [1-9]\d* in/m);
+});
+
 test.run();

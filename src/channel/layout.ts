@@ -9,7 +9,7 @@
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
  * | 4      | version     | u16  | initialiser, once         | layout version, 2 |
- * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch |
+ * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch, 40 Broadcast |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
  * | 12     | width       | u32  | initialiser, once         | Fixed: bytes per message; Variable: capacity; Empty: 0 |
@@ -46,6 +46,11 @@
  * Header as above (depth, width and slot fields 0; totalSize 64), then `lock` at 48 and
  * `lockWaiters` at 52 (the robust lock protocol), `deaths` at 56 (holders that died).
  *
+ * ## Broadcast (kind 40)
+ * Header as a Variable channel whose slots start after a subscriber table
+ * (slotsOffset = 256 + 8 · maxSubscribers); depth a power of two. The control words,
+ * table and slots are in src/broadcast/layout.ts and docs/broadcast-layout.md.
+ *
  * ## Watch (kind 32)
  * Header as a Variable channel of depth 2 (the two value buffers are its "slots"; width
  * is the capacity); the control words and buffers are in src/watch/layout.ts and
@@ -63,6 +68,7 @@ export const enum Kind {
   Buffered = 3,
   Mutex = 16,
   Watch = 32,
+  Broadcast = 40,
 }
 
 /** Payload kinds (header byte 7). */
@@ -166,6 +172,7 @@ export function kindName(kind: number, payload: number): string {
   const k = kind === Kind.Unbuffered ? 'Unbuffered' : kind === Kind.SingleBuffered ? 'SingleBuffered' : kind === Kind.Buffered ? 'Buffered' : kind === Kind.Mutex ? 'Mutex' : kind === Kind.Watch ? 'Watch' : `kind ${kind}`;
   if (kind === Kind.Mutex) return k;
   if (kind === Kind.Watch) return 'Watch';
+  if (kind === Kind.Broadcast) return 'Broadcast';
   const p = payload === Payload.Empty ? 'Empty' : payload === Payload.Fixed ? 'Fixed' : payload === Payload.Variable ? 'Variable' : `payload ${payload}`;
   return `${k}.${p}`;
 }
@@ -174,6 +181,7 @@ export function kindName(kind: number, payload: number): string {
 export function describeHeader(h: HeaderInfo): string {
   if (h.kind === Kind.Mutex) return 'Mutex';
   if (h.kind === Kind.Watch) return `Watch(capacity ${h.width})`;
+  if (h.kind === Kind.Broadcast) return `Broadcast(depth ${h.depth}, capacity ${h.width})`;
   const params: string[] = [];
   if (h.kind === Kind.Buffered) params.push(`depth ${h.depth}`);
   if (h.payload === Payload.Fixed) params.push(`width ${h.width}`);
@@ -196,6 +204,22 @@ export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean
       info.stride === slotStride(Payload.Variable, info.width) &&
       slotsOffset === SLOTS_OFFSET &&
       info.totalSize === SLOTS_OFFSET + 2 * info.stride
+    );
+  }
+  if (info.kind === Kind.Broadcast) {
+    // A ring of depth slots (a power of two) after a table of 8-byte subscriber entries
+    // (a multiple of 8 of them): src/broadcast/layout.ts.
+    const table = slotsOffset - SLOTS_OFFSET;
+    return (
+      info.payload === Payload.Variable &&
+      info.depth >= 2 &&
+      info.depth <= 2 ** 20 &&
+      (info.depth & (info.depth - 1)) === 0 &&
+      info.width >= 1 &&
+      info.stride === slotStride(Payload.Variable, info.width) &&
+      table >= 64 &&
+      table % 64 === 0 &&
+      info.totalSize === slotsOffset + info.depth * info.stride
     );
   }
   if (info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;

@@ -43,9 +43,11 @@ export function readHeader(region: Region): HeaderInfo {
 
 /**
  * Initialises the header at the start of `region` with `wanted`, or validates the one
- * there. With `wanted` null, only attaches (an empty spot is an error).
+ * there. With `wanted` null, only attaches (an empty spot is an error). `init`, when
+ * given, writes the structure's own initial words after the header's fields and before
+ * the header is marked ready (so no attacher ever sees them missing).
  */
-export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOffset: number): HeaderInfo {
+export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOffset: number, init?: () => void): HeaderInfo {
   const buffer = region.mapping.buffer!;
   const w = new Int32Array(buffer, region.start, H.SIZE / 4);
   const deadline = performance.now() + 2000;
@@ -84,6 +86,7 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
         dv.setUint32(H.SLOTS, slotsOffset, true);
         dv.setUint32(H.TOTAL, wanted.totalSize, true);
         Atomics.store(w, W.INIT_PID, process.pid);
+        init?.();
         Atomics.store(w, H.MAGIC / 4, MAGIC | 0);
         // Ready is stored last: whoever sees it sees every field above.
         Atomics.store(w, W.INIT, INIT_READY);

@@ -12,8 +12,8 @@ import type { ByteSource } from './source.js';
 export interface Structure {
   /** Byte offset of the structure in the object. */
   offset: number;
-  /** `"channel"`, `"mutex"` or `"watch"`. */
-  type: 'channel' | 'mutex' | 'watch';
+  /** `"channel"`, `"mutex"`, `"watch"` or `"broadcast"`. */
+  type: 'channel' | 'mutex' | 'watch' | 'broadcast';
   /** Kind, such as `"Buffered.Fixed"` or `"Mutex"`. */
   kind: string;
   /** Kind with its parameters, such as `"Buffered.Fixed(depth 4, width 64)"`. */
@@ -46,6 +46,14 @@ export interface Structure {
   deaths?: number;
   /** Watch: writes so far (modulo 2^32); its writer lock is in `lockHolder`, processes asleep waiting for a change in `waiting.receivers`. */
   version?: number;
+  /** Broadcast: positions published so far (u32, wraps), positions abandoned by publishers that died, whether publishers wait for subscribers. */
+  published?: number;
+  abandoned?: number;
+  backpressure?: boolean;
+  /** Broadcast: the subscriber table's entries in use: pid, the position each reads next, whether it runs, and how far behind `published` it is. */
+  subscribers?: { pid: number; cursor: number; alive: boolean; behind: number }[];
+  /** Broadcast: places in the subscriber table. */
+  maxSubscribers?: number;
 }
 
 /** The outcome of looking for a structure at an offset. */
@@ -83,6 +91,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const slots = head.readUInt32LE(H.SLOTS);
   const mutex = info.kind === Kind.Mutex;
   const watch = info.kind === Kind.Watch;
+  const broadcast = info.kind === Kind.Broadcast;
   const consistent = headerConsistent(info, slots);
   if (!consistent) {
     return { found: false, reason: `the header is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, size ${info.totalSize})` };
@@ -93,7 +102,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const initPid = head.readUInt32LE(H.INIT_PID);
   const s: Structure = {
     offset,
-    type: mutex ? 'mutex' : watch ? 'watch' : 'channel',
+    type: mutex ? 'mutex' : watch ? 'watch' : broadcast ? 'broadcast' : 'channel',
     kind: kindName(info.kind, info.payload),
     description: describeHeader(info),
     depth: mutex ? 0 : info.depth,
@@ -124,6 +133,26 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
     s.waiting = { lock: control.readUInt32LE(132), receivers: control.readUInt32LE(68) };
     s.deaths = control.readUInt32LE(136);
+    return { found: true, structure: s };
+  }
+  if (broadcast) {
+    // src/broadcast/layout.ts: tail 64, recvWaiters 132, sendWaiters 196, abandoned 200,
+    // flags 240; the subscriber table (pid, cursor) from 256 to slotsOffset.
+    const control = src.read(offset, slots);
+    if (control.length < slots) return { found: false, reason: 'the object shrank while it was read' };
+    const tail = control.readUInt32LE(64);
+    s.published = tail;
+    s.abandoned = control.readUInt32LE(200);
+    s.backpressure = (control.readUInt32LE(240) & 1) !== 0;
+    s.waiting = { senders: control.readUInt32LE(196), receivers: control.readUInt32LE(132) };
+    s.maxSubscribers = (slots - SLOTS_OFFSET) / 8;
+    s.subscribers = [];
+    for (let at = SLOTS_OFFSET; at + 8 <= slots; at += 8) {
+      const pid = control.readUInt32LE(at);
+      if (pid === 0) continue;
+      const cursor = control.readUInt32LE(at + 4);
+      s.subscribers.push({ pid, cursor, alive: pidAlive(pid), behind: (tail - cursor) >>> 0 });
+    }
     return { found: true, structure: s };
   }
   const control = src.read(offset, SLOTS_OFFSET);

@@ -204,6 +204,17 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
       lines.push(['in progress', busy.length === 0 ? 'none' : busy.join(', ')]);
     }
   }
+  if (s.type === 'broadcast') {
+    lines.push(['depth', String(s.depth)]);
+    lines.push(['capacity', `${s.width} bytes`]);
+    if (s.ready) {
+      lines.push(['published', `${s.published}${s.abandoned ? ` (${s.abandoned} abandoned by publishers that died)` : ''}`]);
+      lines.push(['back-pressure', s.backpressure ? 'yes (publishers wait for the slowest live subscriber)' : 'no (a slow subscriber is overrun)']);
+      const subs = s.subscribers!.map((x) => `${alive(x.pid, x.alive)} at ${x.cursor} (${x.behind} behind)`);
+      lines.push(['subscribers', `${subs.length} of ${s.maxSubscribers}${subs.length ? `: ${subs.join(', ')}` : ''}`]);
+      lines.push(['waiting', `${s.waiting!.senders} to publish, ${s.waiting!.receivers} to receive`]);
+    }
+  }
   lines.push(['initialised by', s.initPid ? alive(s.initPid, s.initPidAlive) : 'unknown']);
   lines.push(['processes', r.processes === null ? 'unknown on this OS' : r.processes.length === 0 ? 'none' : formatUses(r.processes)]);
   if (interval > 0) lines.push(['updated', `${new Date().toTimeString().slice(0, 8)} (every ${interval} ms; Ctrl-C to stop)`]);

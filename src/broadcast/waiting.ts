@@ -1,0 +1,203 @@
+/**
+ * Waiting for a Broadcast: the sync and async drivers of the ring protocol, for both
+ * sides (a publisher waiting for room, a subscriber waiting for a message). Both follow
+ * the same steps:
+ *
+ * 1. **claim** (protocol.ts): done (OK, LAGGED) or closed: return / throw.
+ * 2. **liveness**: a claim held up by another party for {@link LIVENESS_MS} makes the
+ *    next claim check that party's liveness (a dead publisher's slot is repaired, a dead
+ *    subscriber's table entry freed), and again every {@link LIVENESS_MS} after.
+ * 3. **deadline**: past it, fail (`timeout: 0` is a single try).
+ * 4. **spin** (before the first sleep only) on the word the claim said would change.
+ * 5. **sleep**: count this waiter, read the side's futex word, claim once more, then
+ *    sleep on that word for at most {@link SLEEP_MS} (1 ms behind a claim in progress),
+ *    and uncount. Go to 1.
+ *
+ * A waker changes the slot (or cursor) before it reads the count; a waiter counts
+ * itself before it reads the futex word and claims again: either the waker sees the
+ * count (bumps the word and wakes), or the waiter's last claim sees the change.
+ * @internal
+ */
+import { AbortError, TimeoutError } from '../errors.js';
+import type { SharedCounts } from '../channel/counts.js';
+import { SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
+import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
+import { futexWait } from '../sync/futex.js';
+import { LIVENESS_MS } from '../sync/liveness.js';
+import { BW } from './layout.js';
+import { BLOCKED, CLOSED, EMPTY, step, type RingProtocol } from './protocol.js';
+
+/** Longest single sleep, in ms: a waiter looks again at least this often. */
+export const SLEEP_MS = 50;
+/** Longest sleep behind another party's claim in progress (nobody wakes for those). */
+const BLOCKED_SLEEP_MS = 1;
+const SYNC_SPIN_MAX = 2;
+const ASYNC_SPIN_MAX = 0.05;
+const SPIN_MIN = 0.002;
+/** How long (ms) async calls poll on event-loop turns before sleeping. */
+const ASYNC_POLL_MS = 1;
+
+/** Index in the SharedCounts of each side's waiter count. */
+export const SEND_SIDE = 0;
+export const RECV_SIDE = 1;
+/** The words of a Broadcast's counts, by side. */
+export const BROADCAST_COUNTS: readonly number[] = [BW.SEND_WAITERS, BW.RECV_WAITERS];
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
+}
+
+/** The waiting side of one handle. `attempt` runs a claim and returns its outcome. */
+export class RingWaits {
+  readonly #p: RingProtocol;
+  readonly #counts: SharedCounts;
+  readonly #gone: () => Error | undefined;
+  readonly #where: () => string;
+  readonly #released: AbortSignal;
+  readonly #spin = [new SpinPolicy(SYNC_SPIN_MAX, SPIN_MIN), new SpinPolicy(SYNC_SPIN_MAX, SPIN_MIN)];
+  readonly #asyncSpin = [new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN), new SpinPolicy(ASYNC_SPIN_MAX, SPIN_MIN)];
+
+  /** `gone()`: the error for a handle let go of meanwhile (released, or a subscriber closed), or undefined. */
+  constructor(p: RingProtocol, counts: SharedCounts, where: () => string, gone: () => Error | undefined, released: AbortSignal) {
+    this.#p = p;
+    this.#counts = counts;
+    this.#where = where;
+    this.#gone = gone;
+    this.#released = released;
+  }
+
+  /** The futex word a side sleeps on. */
+  #word(side: number): number {
+    return side === SEND_SIDE ? BW.PROGRESS : BW.PUBLISHED;
+  }
+
+  /**
+   * Runs `attempt` until it returns an outcome other than EMPTY / BLOCKED, blocking this
+   * thread in between. `closed` makes the error a CLOSED outcome throws.
+   */
+  sync(side: number, attempt: () => number, deadline: number, closed: () => Error, what: string): number {
+    let r = attempt();
+    if (r !== EMPTY && r !== BLOCKED) return this.#settle(r, closed);
+    const p = this.#p;
+    const policy = this.#spin[side]!;
+    let heldSince = performance.now();
+    let sleptAt = 0;
+    for (;;) {
+      const now = performance.now();
+      heldSince = this.#liveness(heldSince, now);
+      const left = deadline - now;
+      if (left <= 0) throw new TimeoutError(`${what} on ${this.#where()} timed out`);
+      if (sleptAt === 0 && spinUntilChange(p.w, p.watchWord, p.watchSeen, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
+        r = attempt();
+      } else {
+        if (sleptAt === 0) sleptAt = now;
+        this.#counts.raise(side);
+        try {
+          const seen = Atomics.load(p.w, this.#word(side));
+          r = attempt();
+          if (r === EMPTY || r === BLOCKED) {
+            step('broadcast.wait.sleep');
+            futexWait(p.base + this.#word(side) * 4, seen, Math.min(left, r === BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS));
+            r = attempt();
+          }
+        } finally {
+          this.#counts.lower(side);
+        }
+      }
+      if (r !== EMPTY && r !== BLOCKED) {
+        if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
+        return this.#settle(r, closed);
+      }
+    }
+  }
+
+  /**
+   * Async version of {@link RingWaits.sync}: never blocks the event loop longer than one
+   * short spin. `done(outcome)` runs in the same tick as the successful claim (nothing,
+   * not even `release()`, comes between a claim and its copy).
+   */
+  async async<T>(side: number, attempt: () => number, deadline: number, signal: AbortSignal | undefined, closed: () => Error, what: string, done: (outcome: number) => T): Promise<T> {
+    checkAborted(signal);
+    let r = attempt();
+    if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+    const p = this.#p;
+    const policy = this.#asyncSpin[side]!;
+    let heldSince = performance.now();
+    const pollUntil = heldSince + ASYNC_POLL_MS;
+    let spun = false;
+    for (;;) {
+      const now = performance.now();
+      heldSince = this.#liveness(heldSince, now);
+      const left = deadline - now;
+      if (left <= 0) throw new TimeoutError(`${what} on ${this.#where()} timed out`);
+      if (!spun) {
+        spun = true;
+        if (spinUntilChange(p.w, p.watchWord, p.watchSeen, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
+          r = attempt();
+          if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+          continue;
+        }
+      }
+      if (now < pollUntil && !policy.contended(now)) {
+        await nextTurn();
+      } else {
+        this.#counts.raise(side);
+        try {
+          const seen = Atomics.load(p.w, this.#word(side));
+          r = attempt();
+          if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+          step('broadcast.wait.sleep');
+          await asyncWaiter.wait(p.base + this.#word(side) * 4, seen, Math.min(left, r === BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS), [signal, this.#released]);
+        } finally {
+          this.#counts.lower(side);
+        }
+      }
+      const gone = this.#gone();
+      if (gone !== undefined) throw gone;
+      checkAborted(signal);
+      r = attempt();
+      if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+    }
+  }
+
+  /** Held up for the liveness bound: the next claim checks who holds it up. Returns the new start of the bound. */
+  #liveness(heldSince: number, now: number): number {
+    const due = now - heldSince >= LIVENESS_MS;
+    this.#p.suspect = due; // for the claims of this round only: a live party is looked at once per bound
+    return due ? now : heldSince;
+  }
+
+  #settle(r: number, closed: () => Error): number {
+    this.#p.suspect = false;
+    if (r === CLOSED) throw closed();
+    return r;
+  }
+}
+
+/**
+ * The liveness clock of try-calls (`tryPublish`, `tryRecv`), which never wait: once the
+ * calls of a handle have met a claim held up by another party (a publisher mid-copy, or
+ * with back-pressure a subscriber a ring behind) for {@link LIVENESS_MS}, the next try
+ * checks that party's liveness, so a program that only polls is not wedged by a dead one.
+ */
+export class TryClock {
+  #since = 0;
+
+  /** Runs one try of `attempt`; `held` says which outcomes mean "held up by another party". */
+  run(p: RingProtocol, attempt: () => number, held: (r: number) => boolean): number {
+    const now = performance.now();
+    if (this.#since !== 0 && now - this.#since >= LIVENESS_MS) {
+      p.suspect = true;
+      this.#since = now;
+    }
+    let r: number;
+    try {
+      r = attempt();
+    } finally {
+      p.suspect = false;
+    }
+    if (!held(r)) this.#since = 0;
+    else if (this.#since === 0) this.#since = now;
+    return r;
+  }
+}
