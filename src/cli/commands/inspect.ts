@@ -204,6 +204,14 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
       lines.push(['in progress', busy.length === 0 ? 'none' : busy.join(', ')]);
     }
   }
+  if (s.type === 'heap' && s.heap) {
+    const h = s.heap;
+    lines.push(['size', `${h.size} bytes`]);
+    lines.push(['used', `${h.used} bytes in ${h.blocks} blocks (${h.named} named)`]);
+    lines.push(['free', `${h.free} bytes in ${h.freeBlocks} blocks, the largest malloc that fits: ${h.largest} bytes`]);
+    lines.push(['lock', s.lockHolder ? `held by ${alive(s.lockHolder, s.lockHolderAlive)}` : 'free']);
+    lines.push(['repairs', `${h.repairs} (operations of dead processes rolled back)${h.pendingRepair ? '; one pending, done by the next process to take the lock' : ''}`]);
+  }
   lines.push(['initialised by', s.initPid ? alive(s.initPid, s.initPidAlive) : 'unknown']);
   lines.push(['processes', r.processes === null ? 'unknown on this OS' : r.processes.length === 0 ? 'none' : formatUses(r.processes)]);
   if (interval > 0) lines.push(['updated', `${new Date().toTimeString().slice(0, 8)} (every ${interval} ms; Ctrl-C to stop)`]);
