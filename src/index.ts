@@ -53,4 +53,4 @@ export {
 } from './channel/index.js';
 export { Mutex, type LockOptions } from './mutex/mutex.js';
 export { Watch, WATCH_STEPS, type WatchOptions, type WatchValue, type WatchWaitOptions, type TypedArrayConstructor } from './watch/watch.js';
-export { Heap, HEAP_STEPS, type HeapOptions, type HeapStats, type HeapStep, type NamedBlock, type ReclaimResult } from './heap/heap.js';
+export { Heap, HEAP_STEPS, type AllocOptions, type HeapOptions, type HeapStats, type HeapStep, type NamedBlock, type ReclaimResult } from './heap/heap.js';

@@ -57,7 +57,8 @@ test('inspect and ls: the heap in text', () => {
   const field = (k) => new RegExp(`^${k}\\s+(.*)$`, 'm').exec(r.stdout)?.[1] ?? assert.unreachable(`no '${k}' in:\n${r.stdout}`);
   assert.is(field('structure'), 'Heap(size 65536) at offset 0, 65536 bytes');
   assert.is(field('used'), `${st.used} bytes in 2 blocks (1 named)`);
-  assert.is(field('free'), `${st.free} bytes in ${st.freeBlocks} blocks, the largest malloc that fits: ${st.largest} bytes`);
+  assert.is(field('state'), 'ready');
+  assert.is(field('free'), `${st.free} bytes in ${st.freeBlocks} block${st.freeBlocks === 1 ? '' : 's'}, the largest malloc that fits: ${st.largest} bytes`);
   assert.is(field('lock'), 'free');
   const l = cli(['ls', '--wide']);
   const line = l.stdout.split('\n').find((x) => x.includes(name));

@@ -658,7 +658,7 @@ const CHANNEL_AND_MUTEX_ROWS = [
       return { call: () => json.recvSync(), unchanged: () => assert.is(ch.stats().queued, 0), shmName: shm.name };
     },
   },
-  // Heap rows (src/heap/heap.ts).
+  // Heap rows (src/heap/).
   ...(() => {
     const heapOf = (ctx) => {
       const shm = ctx.shm();

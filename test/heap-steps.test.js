@@ -51,6 +51,8 @@ const CASES = [
   ...['heap.free.locked', 'heap.free.merged', 'heap.free.inserted', 'heap.commit'].map((s) => ['free', s, 1]),
   ['free', 'heap.log.counted', 1], ['free', 'heap.log.entry', 5], ['free', 'heap.log.counted', 14],
   ['named', 'heap.named.entered', 1], ['named', 'heap.commit', 1], ['named', 'heap.log.counted', 18],
+  // An aligned malloc splits a free block off its front too.
+  ['malloc', 'heap.malloc.split', 1, { align: 4096 }], ['malloc', 'heap.log.counted', 9, { align: 4096 }],
 ];
 const COMMITTED = new Set(['heap.commit']);
 
@@ -59,11 +61,12 @@ test('every step of malloc, free and named is covered by a case', () => {
   for (const s of HEAP_STEPS) if (!s.startsWith('heap.repair.')) assert.ok(covered.has(s), `${s} has a case`);
 });
 
-for (const [op, step, nth] of CASES) {
+for (const [op, step, nth, extra] of CASES) {
   for (const outcome of ['resume', 'kill']) {
-    test(`${op} stopped at ${step}${nth > 1 ? ` (write ${nth})` : ''}, then ${outcome === 'resume' ? 'let go on' : 'killed'}`, async () => {
+    test(`${op}${extra ? ` ${JSON.stringify(extra)}` : ''} stopped at ${step}${nth > 1 ? ` (write ${nth})` : ''}, then ${outcome === 'resume' ? 'let go on' : 'killed'}`, async () => {
       const { shm, heap, gate } = setup();
-      const arg = { op, step, nth, n: 1000, name: 'shared' };
+      if (extra) heap.malloc(100); // the free block no longer starts aligned
+      const arg = { op, step, nth, n: 1000, name: 'shared', ...extra };
       let target = 0;
       if (op === 'free') {
         const { b } = prepareFree(heap);
@@ -147,7 +150,7 @@ test('explorer: random operations killed at random writes leave a sound heap (se
     for (let round = 0; round < rounds; round++) {
       const r = random();
       const op = mine.length > 0 && r < 0.35 ? 'free' : r < 0.8 ? 'malloc' : 'named';
-      const arg = { op, n: 1 + Math.floor(random() * 5000), name: `n${Math.floor(random() * 3)}` };
+      const arg = { op, n: 1 + Math.floor(random() * 5000), name: `n${Math.floor(random() * 3)}`, align: 16 << Math.floor(random() * 4) };
       if (op === 'free') arg.at = mine.splice(Math.floor(random() * mine.length), 1)[0];
       for (let i = 0; i < 1 + Math.floor(random() * 6); i++) mine.push(heap.malloc(1 + Math.floor(random() * 3000)));
       arg.step = random() < 0.5 ? 'heap.log.entry' : 'heap.log.counted';

@@ -77,6 +77,32 @@ test('malloc: 16-byte aligned blocks of at least n bytes that never overlap; fre
   assert.is(s.freeBlocks, 1);
 });
 
+test('options.align: offsets in the object are multiples of it (the heap itself only 16-aligned); the front gap stays free', () => {
+  const shm = h.object();
+  const heap = h.keep(new Heap(shm, { size: 1 << 20, offset: 4112 }));
+  const blocks = [];
+  for (const align of [16, 32, 64, 256, 4096, 65536]) {
+    for (const n of [1, 100, 5000]) {
+      const off = heap.malloc(n, { align });
+      assert.is(off % align, 0, `malloc(${n}, { align: ${align} }) = ${off}`);
+      assert.ok(heap.sizeOf(off) >= n);
+      blocks.push(off);
+    }
+    heap.check();
+  }
+  const c = heap.calloc(64, { align: 64 });
+  assert.is(c % 64, 0);
+  const n = heap.named('lines', 640, { align: 64 });
+  assert.is(n % 64, 0);
+  assert.is(heap.named('lines', 640, { align: 64 }), n);
+  assert.throws(() => heap.named('lines', 640, { align: 65536 }), (e) => e instanceof HeapNameError && /not a multiple of 65536/.test(e.message));
+  for (const o of [...blocks, c]) heap.free(o);
+  heap.unname('lines');
+  const s = heap.check();
+  assert.is(s.blocks, 0);
+  assert.is(s.freeBlocks, 1, 'every front gap merged back');
+});
+
 test('calloc zeroes the block (its whole usable size); malloc may hand back old bytes', () => {
   const { heap } = fresh();
   const a = heap.malloc(200);
@@ -150,6 +176,12 @@ test('bad input is refused with a code before anything is written', () => {
     ['malloc(2^40)', () => heap.malloc(2 ** 40), OutOfRangeError],
     ['malloc(more than free)', () => heap.malloc(65536), HeapFullError],
     ['calloc(0)', () => heap.calloc(0), OutOfRangeError],
+    ['malloc align 8', () => heap.malloc(8, { align: 8 }), OutOfRangeError, /power of two from 16 to 65536/],
+    ['malloc align 48', () => heap.malloc(8, { align: 48 }), OutOfRangeError],
+    ['malloc align 2^20', () => heap.malloc(8, { align: 1 << 20 }), OutOfRangeError],
+    ["malloc align '64'", () => heap.malloc(8, { align: '64' }), InvalidArgumentError],
+    ['malloc unknown option', () => heap.malloc(8, { alignment: 64 }), InvalidArgumentError, /unknown key "alignment"/],
+    ['malloc options null', () => heap.malloc(8, null), InvalidArgumentError],
     ['free(freed)', () => heap.free(b), NotABlockError, /no live block starts there/],
     ['free(inside)', () => heap.free(a + 16), NotABlockError, /no live block starts there/],
     ['free(misaligned)', () => heap.free(a + 4), NotABlockError, /multiple of 16/],

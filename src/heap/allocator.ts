@@ -9,67 +9,10 @@
  * @internal
  */
 import { stepHook } from '../sync/steps.js';
+import { step, type HeapStats } from './steps.js';
 import {
   ALIGN, BLOCK_HEADER, FL_COUNT, FREE_BIT, HW, LOG_CAPACITY, MIN_BLOCK, NAME_ENTRY, NAMED_BIT, NAMES_OFFSET, SIZE_MASK, SL_COUNT, SL_LOG, SMALL,
 } from './layout.js';
-
-/**
- * Every named step of the heap's protocol. At each, the process has just done what the
- * comment says and not the next shared-memory write.
- */
-export const HEAP_STEPS = [
-  /** Holds the lock, the log is empty; nothing written yet. */
-  'heap.malloc.locked',
-  /** The block is off its free list (list head, links, bitmaps written). */
-  'heap.malloc.taken',
-  /** The block is split: the remainder is on its free list. */
-  'heap.malloc.split',
-  /** The block is marked allocated and the statistics updated; the log not yet cleared. */
-  'heap.malloc.marked',
-  /** Holds the lock, the log is empty; nothing written yet. */
-  'heap.free.locked',
-  /** The block is merged with its free neighbours (they are off their lists). */
-  'heap.free.merged',
-  /** The merged block is on its free list and the statistics updated; the log not yet cleared. */
-  'heap.free.inserted',
-  /** A name entry is written (block allocated); the log not yet cleared. */
-  'heap.named.entered',
-  /** An undo entry (word index, old value) is written; `logCount` not yet bumped. */
-  'heap.log.entry',
-  /** `logCount` is bumped; the word itself not yet written. */
-  'heap.log.counted',
-  /** `logCount` stored 0: the operation is committed; the lock still held. */
-  'heap.commit',
-  /** Took the lock with a non-empty log (a dead holder's operation); nothing restored yet. */
-  'heap.repair.found',
-  /** One word restored from the log (from the last entry down). */
-  'heap.repair.undone',
-  /** Every word restored; `logCount` not yet cleared. */
-  'heap.repair.restored',
-] as const;
-
-/** One of {@link HEAP_STEPS}. */
-export type HeapStep = (typeof HEAP_STEPS)[number];
-
-/** Figures of a heap. */
-export interface HeapStats {
-  /** Bytes the heap manages (its whole size). */
-  size: number;
-  /** Bytes of allocated blocks, with their 16-byte headers. */
-  used: number;
-  /** Bytes of free blocks, with their headers. */
-  free: number;
-  /** The largest `n` a `malloc(n)` would get now. */
-  largest: number;
-  /** Allocated blocks (named ones included). */
-  blocks: number;
-  /** Free blocks. */
-  freeBlocks: number;
-  /** Named blocks. */
-  named: number;
-  /** Operations a dead process left half done, rolled back so far. */
-  repairs: number;
-}
 
 /** Why an offset is not a live block. */
 export const NOT_ALIGNED = -1;
@@ -99,10 +42,6 @@ function mapSearch(s: number): void {
 
 const ctz = (x: number): number => 31 - Math.clz32(x & -x);
 
-function step(name: HeapStep): void {
-  if (stepHook !== undefined) stepHook(name);
-}
-
 /** Thrown by {@link Allocator.check} and a repair that finds the heap's memory overwritten. */
 export class Corrupt extends Error {}
 
@@ -115,8 +54,12 @@ export class Allocator {
   readonly map: number;
   readonly names: number;
 
-  constructor(w: Int32Array, size: number, names: number) {
+  /** Offset of the heap in its object: alignment is of offsets in the object. */
+  readonly base: number;
+
+  constructor(w: Int32Array, size: number, names: number, base: number) {
     this.w = w;
+    this.base = base;
     this.size = size;
     this.names = names;
     this.arena = w[HW.ARENA]!;
@@ -296,17 +239,37 @@ export class Allocator {
 
   // ---- malloc and free ------------------------------------------------------------
 
-  /** Allocates a block for `asked` bytes of data; its offset, or 0 when nothing fits. */
-  malloc(asked: number, owner: number, flags: number): number {
+  /**
+   * Allocates a block for `asked` bytes of data whose object offset (base + b + 16) is a
+   * multiple of `align` (a power of two, 16 or more); its offset, or 0 when nothing fits.
+   */
+  malloc(asked: number, owner: number, flags: number, align: number): number {
     const w = this.w;
     const need = Math.max(MIN_BLOCK, (asked + BLOCK_HEADER + ALIGN - 1) & SIZE_MASK);
-    const b = this.#find(need);
+    // A larger alignment: room to split a free block of at least MIN_BLOCK off the front.
+    let b = this.#find(align === ALIGN ? need : need + align + MIN_BLOCK);
     if (b === 0) return 0;
     let s = w[b >> 2]! & SIZE_MASK;
     this.#remove(b, s);
     step('heap.malloc.taken');
     let freeBytes = w[HW.FREE]! - s;
     let freeBlocks = w[HW.FREE_BLOCKS]! - 1;
+    if (align !== ALIGN) {
+      let gap = -(this.base + b + BLOCK_HEADER) & (align - 1);
+      if (gap !== 0 && gap < MIN_BLOCK) gap += align;
+      if (gap !== 0) {
+        // The front becomes a free block of its own (the block before it is not free).
+        const nb = b + gap;
+        this.set(b >> 2, gap | FREE_BIT);
+        this.set((nb >> 2) + 1, b);
+        this.set(((b + s) >> 2) + 1, nb);
+        this.#insert(b, gap);
+        freeBytes += gap;
+        freeBlocks += 1;
+        b = nb;
+        s -= gap;
+      }
+    }
     const rest = s - need;
     if (rest >= MIN_BLOCK) {
       const r = b + need;

@@ -3,7 +3,8 @@
  * held. Reads only. Throws {@link Corrupt} naming the first broken invariant.
  * @internal
  */
-import { Allocator, Corrupt, type HeapStats } from './allocator.js';
+import { Allocator, Corrupt } from './allocator.js';
+import type { HeapStats } from './steps.js';
 import { BLOCK_HEADER, FL_COUNT, FREE_BIT, HW, MIN_BLOCK, NAME_MAX, NAMED_BIT, SIZE_MASK, SL_COUNT, SMALL, SL_LOG } from './layout.js';
 
 function classOf(s: number): number {

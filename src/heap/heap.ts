@@ -20,20 +20,19 @@
  *   around it hold.
  * @module
  */
-import { HeapCorruptError, HeapFullError, HeapNameError, InvalidArgumentError, LayoutError, MisalignedError, NotABlockError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
+import { InvalidArgumentError, LayoutError, MisalignedError, NotABlockError, OutOfRangeError } from '../errors.js';
 import { describeHeader, H, Kind, Payload, type HeaderInfo } from '../channel/layout.js';
 import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from '../channel/structure.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { PID, processAlive } from '../sync/liveness.js';
-import { RobustLock } from '../sync/robust-lock.js';
-import { SpinBudget } from '../sync/spin.js';
-import { stepHook } from '../sync/steps.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
-import { Allocator, Corrupt, NOT_ALIGNED, OUT_OF_RANGE, type HeapStats, type HeapStep } from './allocator.js';
+import { Allocator } from './allocator.js';
 import { checkHeap } from './check.js';
-import { BLOCK_HEADER, geometry, HEAP_MAX, HW, minimumSize, NAMED_BIT, NAMES_DEFAULT, NAMES_MAX } from './layout.js';
-import { NameTable } from './names.js';
+import { ALIGN, BLOCK_HEADER, geometry, HEAP_MAX, HW, minimumSize, NAMES_DEFAULT, NAMES_MAX } from './layout.js';
+import { findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
+import { Session, type AllocOptions } from './session.js';
+import { step, type HeapStats } from './steps.js';
 
 /** Where a heap lives and how big it is. */
 export interface HeapOptions {
@@ -47,31 +46,8 @@ export interface HeapOptions {
   autosize?: boolean;
 }
 
-/** What `reclaim` / `reclaimDead` freed. */
-export interface ReclaimResult {
-  /** Blocks freed. */
-  blocks: number;
-  /** Their bytes, headers included. */
-  bytes: number;
-  /** The dead processes whose blocks they were. */
-  pids: number[];
-}
-
-/** A named block, as `names()` lists it. */
-export interface NamedBlock {
-  name: string;
-  /** Offset of its data in the object. */
-  offset: number;
-  /** Usable bytes. */
-  size: number;
-}
-
 const INTERNAL: unique symbol = Symbol('concurrent-shm heap');
 const structures = new FinalizationRegistry<() => void>((forget) => forget());
-
-function step(name: HeapStep): void {
-  if (stepHook !== undefined) stepHook(name);
-}
 
 function shapeOf(size: number, names: number): HeaderInfo {
   return { kind: Kind.Heap, payload: Payload.Empty, depth: names, width: 0, stride: 0, totalSize: size };
@@ -91,12 +67,8 @@ export class Heap implements Disposable {
   /** The header's description. @internal */
   readonly info: HeaderInfo;
   readonly #shm: SharedMemory;
+  readonly #s: Session;
   readonly #a: Allocator;
-  readonly #w: Int32Array;
-  readonly #u8: Uint8Array;
-  readonly #base: number;
-  readonly #lock: RobustLock;
-  readonly #names: NameTable;
   readonly #forget: () => void;
 
   /**
@@ -151,13 +123,8 @@ export class Heap implements Disposable {
     this.#forget = forget;
     structures.register(this, forget, this);
     this.#shm = shm;
-    this.#w = w;
-    this.#u8 = new Uint8Array(buffer, this.region.start, total);
-    this.#base = offset;
-    this.#a = new Allocator(w, total, this.info.depth);
-    this.#names = new NameTable(this.#a);
-    const words = { lock: HW.LOCK, waiters: HW.LOCK_WAITERS, deaths: HW.DEATHS };
-    this.#lock = new RobustLock(w, words, this.region.address + HW.LOCK * 4, new SpinBudget(2_000, 64, 50_000));
+    this.#s = new Session(this.region, w, this.info.depth);
+    this.#a = this.#s.a;
   }
 
   /**
@@ -188,7 +155,7 @@ export class Heap implements Disposable {
 
   /** Byte offset of the heap in the object. */
   get offset(): number {
-    return this.#base;
+    return this.region.offset;
   }
 
   /** Bytes the heap occupies in the object (its `size`). */
@@ -201,68 +168,40 @@ export class Heap implements Disposable {
     return this.info.depth;
   }
 
-  // ---- the lock -------------------------------------------------------------------
-
-  /** Takes the lock; rolls back what a dead holder left half done. */
-  #enter(): void {
-    if (!this.region.isMapped) throw new RegionUnmappedError(`${this.#where()} was released`);
-    this.#lock.lockSync();
-    if (this.#w[HW.LOG_COUNT] !== 0) {
-      try {
-        this.#a.rollback();
-      } catch (err) {
-        this.#lock.unlock();
-        throw this.#corrupt(err);
-      }
-    }
-  }
-
-  /** After an exception mid-operation: undo what it wrote (never half an operation). */
-  #undo(err: unknown): Error {
-    try {
-      if (this.#a.dirty) this.#a.rollback();
-    } catch (e) {
-      return this.#corrupt(e);
-    }
-    return this.#corrupt(err);
-  }
-
-  #corrupt(err: unknown): Error {
-    return err instanceof Corrupt ? new HeapCorruptError(`${this.#where()} is corrupt: ${err.message}`) : (err as Error);
-  }
-
   // ---- malloc and free ------------------------------------------------------------
 
   /**
    * Allocates a block of at least `n` bytes (1 to the heap's size), owned by this process.
-   * @returns The offset of its first byte in the object: a multiple of 16.
+   * @returns The offset of its first byte in the object: a multiple of 16 (or of `options.align`).
    * @throws {@link HeapFullError} when no free block is large enough; nothing changed.
    */
-  malloc(n: number): number {
-    if (typeof n !== 'number' || !(n >= 1 && n <= HEAP_MAX) || n % 1 !== 0) throw this.#badSize('malloc', n);
+  malloc(n: number, options?: AllocOptions): number {
+    const s = this.#s;
+    const size = s.size('malloc', n);
+    const align = options === undefined ? ALIGN : s.align(options);
     const a = this.#a;
-    this.#enter();
+    s.enter();
     let b = 0;
     let largest = 0;
     try {
       step('heap.malloc.locked');
-      b = a.malloc(n, PID, 0);
+      b = a.malloc(size, PID, 0, align);
       if (b !== 0) a.commit();
       else largest = a.largest();
     } catch (err) {
-      throw this.#undo(err);
+      throw s.undo(err);
     } finally {
-      this.#lock.unlock();
+      s.leave();
     }
-    if (b === 0) throw this.#full(n, largest);
-    return this.#base + b + BLOCK_HEADER;
+    if (b === 0) throw s.full(size, largest);
+    return s.base + b + BLOCK_HEADER;
   }
 
   /** {@link Heap.malloc}, with the block's bytes (all {@link Heap.sizeOf} of them) zeroed. */
-  calloc(n: number): number {
-    const offset = this.malloc(n);
-    const d = offset - this.#base;
-    this.#u8.fill(0, d, d + this.#a.usable(d - BLOCK_HEADER));
+  calloc(n: number, options?: AllocOptions): number {
+    const offset = this.malloc(n, options);
+    const d = offset - this.#s.base;
+    this.#s.u8.fill(0, d, d + this.#a.usable(d - BLOCK_HEADER));
     return offset;
   }
 
@@ -273,63 +212,49 @@ export class Heap implements Disposable {
    *   block (use `unname`); nothing changed.
    */
   free(offset: number): void {
+    const s = this.#s;
     if (typeof offset !== 'number' || !Number.isSafeInteger(offset)) throw new InvalidArgumentError(`free needs a block's offset (an integer), got ${describe(offset)}`);
     const a = this.#a;
-    const d = offset - this.#base;
-    this.#enter();
+    s.enter();
     let b: number;
     let named = false;
     try {
       step('heap.free.locked');
-      b = a.blockOf(d);
+      b = a.blockOf(offset - s.base);
       named = b >= 0 && a.named(b);
       if (b >= 0 && !named) {
         a.free(b);
         a.commit();
       }
     } catch (err) {
-      throw this.#undo(err);
+      throw s.undo(err);
     } finally {
-      this.#lock.unlock();
+      s.leave();
     }
-    if (b < 0) throw this.#notBlock('free', offset, b);
-    if (named) throw new NotABlockError(`free(${offset}): the block at offset ${offset} of ${this.#where()} is a named block; remove it with unname(); nothing was freed`);
+    if (b < 0) throw s.notBlock('free', offset, b);
+    if (named) throw new NotABlockError(`free(${offset}): the block at offset ${offset} of ${s.where()} is a named block; remove it with unname(); nothing was freed`);
   }
 
   /** Usable bytes of the block at `offset` (at least what was asked for). */
   sizeOf(offset: number): number {
-    return this.#a.usable(this.#live('sizeOf', offset));
+    return this.#a.usable(this.#s.live('sizeOf', offset));
   }
 
   /** Process that allocated the block at `offset`; 0 for a named block. */
   ownerOf(offset: number): number {
-    return this.#a.owner(this.#live('ownerOf', offset));
+    return this.#a.owner(this.#s.live('ownerOf', offset));
   }
 
   /** A Region over exactly the block at `offset` (its {@link Heap.sizeOf} bytes). */
   map(offset: number): Region {
-    const b = this.#live('map', offset);
+    const b = this.#s.live('map', offset);
     return Region.map(this.#shm, offset, this.#a.usable(b));
-  }
-
-  /** The block of a live offset (read under the lock), or the error. */
-  #live(what: string, offset: unknown): number {
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset)) throw new InvalidArgumentError(`${what} needs a block's offset (an integer), got ${describe(offset)}`);
-    this.#enter();
-    let b: number;
-    try {
-      b = this.#a.blockOf(offset - this.#base);
-    } finally {
-      this.#lock.unlock();
-    }
-    if (b < 0) throw this.#notBlock(what, offset, b);
-    return b;
   }
 
   /** For the overlap registry: a structure at object bytes `[start, end)` lies within one live block. Reads without the lock. */
   #admits(start: number, end: number): boolean {
     if (!this.region.isMapped) return false;
-    const b = this.#a.blockOf(start - this.#base);
+    const b = this.#a.blockOf(start - this.region.offset);
     return b >= 0 && end <= start + this.#a.usable(b);
   }
 
@@ -339,57 +264,16 @@ export class Heap implements Disposable {
    * The block named `name`, allocated (`n` bytes, zeroed) by the first process to ask;
    * every later call, in any process, gets the same offset. Atomic: two processes asking
    * at once get one block. A named block belongs to no process (`reclaim` leaves it).
-   * @throws {@link HeapNameError} when the block exists and is smaller than `n`.
+   * @throws {@link HeapNameError} when the block exists and is smaller than `n` (or not aligned to `options.align`).
    * @throws {@link HeapFullError} when it must be allocated and nothing fits, or the directory is full.
    */
-  named(name: string, n: number): number {
-    const key = this.#names.encode(name);
-    if (typeof n !== 'number' || !(n >= 1 && n <= HEAP_MAX) || n % 1 !== 0) throw this.#badSize('named', n);
-    this.#enter();
-    let d = 0;
-    let found = -1;
-    let full = '';
-    let largest = 0;
-    try {
-      found = this.#names.find(key);
-      if (found >= 0) d = this.#names.blockOf(found);
-      else {
-        const k = this.#names.vacant();
-        if (k < 0) full = `the name directory is full (${this.info.depth} names)`;
-        else {
-          const b = this.#a.malloc(n, 0, NAMED_BIT);
-          if (b === 0) largest = this.#a.largest();
-          else {
-            this.#u8.fill(0, b + BLOCK_HEADER, b + BLOCK_HEADER + this.#a.usable(b));
-            this.#names.enter(k, key, b + BLOCK_HEADER);
-            this.#a.commit();
-            d = b + BLOCK_HEADER;
-          }
-        }
-      }
-    } catch (err) {
-      throw this.#undo(err);
-    } finally {
-      this.#lock.unlock();
-    }
-    if (full !== '') throw new HeapFullError(`named(${describe(name)}, ${n}): ${full} in ${this.#where()}; nothing changed`, n, this.stats().largest);
-    if (d === 0) throw this.#full(n, largest);
-    if (found >= 0 && this.#a.usable(d - BLOCK_HEADER) < n) {
-      throw new HeapNameError(`named(${describe(name)}, ${n}): the block of that name has ${this.#a.usable(d - BLOCK_HEADER)} usable bytes, fewer than the ${n} asked for`);
-    }
-    return this.#base + d;
+  named(name: string, n: number, options?: AllocOptions): number {
+    return findOrCreate(this.#s, name, n, this.#s.align(options));
   }
 
   /** The offset of the block named `name`, or `undefined`. */
   lookup(name: string): number | undefined {
-    const key = this.#names.encode(name);
-    this.#enter();
-    try {
-      const k = this.#names.find(key);
-      return k < 0 ? undefined : this.#base + this.#names.blockOf(k);
-    } finally {
-      this.#lock.unlock();
-    }
+    return lookup(this.#s, name);
   }
 
   /**
@@ -397,42 +281,24 @@ export class Heap implements Disposable {
    * @returns `true` when the name existed.
    */
   unname(name: string): boolean {
-    const key = this.#names.encode(name);
-    this.#enter();
-    try {
-      const k = this.#names.find(key);
-      if (k < 0) return false;
-      const d = this.#names.blockOf(k);
-      this.#names.remove(k);
-      this.#a.free(d - BLOCK_HEADER);
-      this.#a.commit();
-      return true;
-    } catch (err) {
-      throw this.#undo(err);
-    } finally {
-      this.#lock.unlock();
-    }
+    return unname(this.#s, name);
   }
 
   /** Every named block: name, offset, usable size. */
   names(): NamedBlock[] {
-    this.#enter();
-    try {
-      return this.#names.list().map(({ name, d }) => ({ name, offset: this.#base + d, size: this.#a.usable(d - BLOCK_HEADER) }));
-    } finally {
-      this.#lock.unlock();
-    }
+    return list(this.#s);
   }
 
   // ---- figures, checks, reclaim ---------------------------------------------------
 
   /** Size, bytes used and free, the largest allocatable block, block counts. */
   stats(): HeapStats {
-    this.#enter();
+    const s = this.#s;
+    s.enter();
     try {
       return this.#a.stats();
     } finally {
-      this.#lock.unlock();
+      s.leave();
     }
   }
 
@@ -442,13 +308,14 @@ export class Heap implements Disposable {
    * @throws {@link HeapCorruptError} naming the first invariant broken.
    */
   check(): HeapStats {
-    this.#enter();
+    const s = this.#s;
+    s.enter();
     try {
       return checkHeap(this.#a);
     } catch (err) {
-      throw this.#corrupt(err);
+      throw s.corrupt(err);
     } finally {
-      this.#lock.unlock();
+      s.leave();
     }
   }
 
@@ -459,37 +326,17 @@ export class Heap implements Disposable {
   reclaim(pid: number): ReclaimResult {
     if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new InvalidArgumentError(`reclaim needs a process id (a positive integer), got ${describe(pid)}`);
     if (processAlive(pid)) throw new InvalidArgumentError(`reclaim(${pid}): process ${pid} is still running; only a dead process's blocks can be reclaimed`);
-    return this.#reclaim((owner) => owner === pid);
+    return reclaim(this.#s, (owner) => owner === pid);
   }
 
   /** Frees every (unnamed) block whose owner process is gone. */
   reclaimDead(): ReclaimResult {
     const verdict = new Map<number, boolean>();
-    return this.#reclaim((owner) => {
+    return reclaim(this.#s, (owner) => {
       let dead = verdict.get(owner);
       if (dead === undefined) verdict.set(owner, (dead = !processAlive(owner)));
       return dead;
     });
-  }
-
-  #reclaim(dead: (owner: number) => boolean): ReclaimResult {
-    const result: ReclaimResult = { blocks: 0, bytes: 0, pids: [] };
-    this.#enter();
-    try {
-      for (const { b, owner, named } of this.#a.allocated()) {
-        if (named || owner === 0 || !dead(owner)) continue;
-        result.bytes += this.#a.usable(b) + BLOCK_HEADER;
-        this.#a.free(b);
-        this.#a.commit();
-        result.blocks++;
-        if (!result.pids.includes(owner)) result.pids.push(owner);
-      }
-    } catch (err) {
-      throw this.#undo(err);
-    } finally {
-      this.#lock.unlock();
-    }
-    return result;
   }
 
   // ---- letting go -----------------------------------------------------------------
@@ -507,29 +354,9 @@ export class Heap implements Disposable {
     this.release();
   }
 
-  // ---- errors ---------------------------------------------------------------------
-
-  #where(): string {
-    return `the Heap at offset ${this.#base} of shared memory '${this.region.objectName}'`;
-  }
-
-  #badSize(what: string, n: unknown): Error {
-    if (typeof n !== 'number' || !Number.isInteger(n)) return new InvalidArgumentError(`${what} needs a size in bytes (an integer), got ${describe(n)}`);
-    return new OutOfRangeError(`${what}(${n}): the size must be from 1 to the heap's size (${this.info.totalSize} bytes)`);
-  }
-
-  #full(n: number, largest: number): HeapFullError {
-    return new HeapFullError(`cannot allocate ${n} bytes in ${this.#where()}: the largest free block holds ${largest} bytes; nothing changed`, n, largest);
-  }
-
-  #notBlock(what: string, offset: number, why: number): NotABlockError {
-    const reason =
-      why === NOT_ALIGNED ? 'it is not a multiple of 16 from the heap\'s start, as every block is'
-      : why === OUT_OF_RANGE ? `it is outside the heap's blocks (bytes ${this.#base + this.#a.arena + BLOCK_HEADER} to ${this.#base + this.#a.end})`
-      : 'no live block starts there (it was never returned by malloc, was freed already, or lies inside a block)';
-    return new NotABlockError(`${what}(${offset}): not a block of ${this.#where()}: ${reason}; nothing changed`);
-  }
 }
 
-export type { HeapStats } from './allocator.js';
-export { HEAP_STEPS, type HeapStep } from './allocator.js';
+export type { HeapStats } from './steps.js';
+export { HEAP_STEPS, type HeapStep } from './steps.js';
+export type { NamedBlock, ReclaimResult } from './named.js';
+export type { AllocOptions } from './session.js';

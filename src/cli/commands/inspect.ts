@@ -189,7 +189,7 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
     lines.push(['waiting', `${s.waiting!.lock} for the lock`]);
     lines.push(deaths!);
   } else {
-    lines.push(['state', stateOf(s)]);
+    lines.push(['state', s.type === 'heap' && s.ready ? 'ready' : stateOf(s)]);
   }
   if (s.type === 'channel') {
     const rate = (n: number | undefined): string => (rates === null || n === undefined ? '' : ` (${Math.round(n)}/s)`);
@@ -207,8 +207,8 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
   if (s.type === 'heap' && s.heap) {
     const h = s.heap;
     lines.push(['size', `${h.size} bytes`]);
-    lines.push(['used', `${h.used} bytes in ${h.blocks} blocks (${h.named} named)`]);
-    lines.push(['free', `${h.free} bytes in ${h.freeBlocks} blocks, the largest malloc that fits: ${h.largest} bytes`]);
+    lines.push(['used', `${h.used} bytes in ${h.blocks} block${h.blocks === 1 ? '' : 's'} (${h.named} named)`]);
+    lines.push(['free', `${h.free} bytes in ${h.freeBlocks} block${h.freeBlocks === 1 ? '' : 's'}, the largest malloc that fits: ${h.largest} bytes`]);
     lines.push(['lock', s.lockHolder ? `held by ${alive(s.lockHolder, s.lockHolderAlive)}` : 'free']);
     lines.push(['repairs', `${h.repairs} (operations of dead processes rolled back)${h.pendingRepair ? '; one pending, done by the next process to take the lock' : ''}`]);
   }
