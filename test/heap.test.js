@@ -6,6 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, Heap, HeapFullError, HeapNameError, InvalidArgumentError, LayoutError, MisalignedError, Mutex, NotABlockError, OutOfRangeError, OverlapError, Region, SharedMemory, Watch, Int32Ptr } from '../dist/index.js';
 import { harness } from './fixtures/channel-harness.js';
+import { collectGarbage } from './fixtures/common.js';
+import { heldRanges } from '../dist/shared-memory/registry.js';
 
 const h = harness(test, 'heap');
 const SIZE = 1 << 20;
@@ -324,6 +326,23 @@ test('release: idempotent; use after it is refused; the blocks stay for other ha
   heap.release();
   assert.throws(() => heap.malloc(10), (e) => e.code === 'ERR_SHM_UNMAPPED');
   assert.is(other.sizeOf(off), 16);
+});
+
+test('a heap handle dropped without release() is collected, and its claim on the bytes forgotten', async () => {
+  const shm = h.object();
+  let collected = false;
+  const registry = new FinalizationRegistry(() => (collected = true));
+  (() => {
+    const heap = new Heap(shm, { size: 65536 });
+    registry.register(heap, 'heap');
+    heap.malloc(100);
+  })();
+  await collectGarbage();
+  assert.ok(collected, 'the Heap was collected');
+  // Its claim on the object's bytes is gone from this process's registry.
+  assert.equal([...heldRanges(shm.key)].filter((r) => r.structure?.includes('Heap')), []);
+  const heap = h.keep(Heap.attach(shm));
+  assert.is(heap.stats().blocks, 1, 'the heap itself stays, with its block');
 });
 
 test.run();

@@ -197,7 +197,8 @@ export class Allocator {
     // big enough (first fit in that one list), so that `largest` is honest.
     mapInsert(need);
     if (FL >= FL_COUNT) return 0;
-    for (let b = w[HW.HEADS + FL * SL_COUNT + SL]!; b !== 0; b = w[(b >> 2) + 2]!) {
+    // (Bounded by the free block count: a list made cyclic by stray writes cannot hang it.)
+    for (let b = w[HW.HEADS + FL * SL_COUNT + SL]!, n = w[HW.FREE_BLOCKS]!; b !== 0 && n >= 0; b = w[(b >> 2) + 2]!, n--) {
       if ((w[b >> 2]! & SIZE_MASK) >= need) return b;
     }
     return 0;

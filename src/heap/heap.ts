@@ -110,7 +110,12 @@ export class Heap implements Disposable {
       if (found.kind !== Kind.Heap) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a Heap (it is a ${describeHeader(found)})`);
       const g = geometry(found.totalSize, found.depth);
       if (g === null) throw new LayoutError(`the Heap at offset ${offset} of shared memory '${shm.name}' is corrupt: size ${found.totalSize} leaves no room for blocks`);
-      forget = holdStructure(this.region, found, (start, end) => this.#admits(start, end));
+      // Through a WeakRef: the registry's entry must not keep this handle from being collected.
+      const self = new WeakRef(this);
+      forget = holdStructure(this.region, found, (start, end) => {
+        const heap = self.deref();
+        return heap !== undefined && heap.#admits(start, end);
+      });
       this.info = initOrAttach(this.region, wanted, g.arena, () => Allocator.format(w, found.totalSize, g));
       if (w[HW.ARENA] !== g.arena || w[HW.END] !== g.end || w[HW.MAP] !== g.map) {
         throw new LayoutError(`the Heap at offset ${offset} of shared memory '${shm.name}' is corrupt: its control words do not match its size (${found.totalSize}) and name count (${found.depth})`);
