@@ -58,6 +58,17 @@ test('attach: Heap.attach and new Heap of the same size share the heap; another 
   void ch;
 });
 
+test('another process: new Heap of the same size attaches, of another size is a LayoutError', async () => {
+  const { shm, heap } = fresh(65536);
+  heap.malloc(10);
+  const same = await h.start('heap-party', 'create', { size: 65536 }, { shm }).result();
+  assert.equal(same, { ok: true, size: 65536, blocks: 1 });
+  const other = await h.start('heap-party', 'create', { size: 131072 }, { shm }).result();
+  assert.is(other.ok, false);
+  assert.is(other.error.code, 'ERR_SHM_BAD_LAYOUT');
+  assert.match(other.error.message, /there is already a Heap\(size 65536\); asked for a Heap\(size 131072\)/);
+});
+
 test('malloc: 16-byte aligned blocks of at least n bytes that never overlap; free merges back to one block', () => {
   const { heap } = fresh();
   const blocks = [];
