@@ -4,10 +4,12 @@
  * the checks and messages the operations share.
  * @internal
  */
+// First: stripInternal drops the import the file's @internal comment sits on, and this
+// one is not needed by the declarations.
+import { SpinBudget } from '../sync/spin.js';
 import { HeapCorruptError, HeapFullError, InvalidArgumentError, NotABlockError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import type { Region } from '../region/region.js';
 import { RobustLock } from '../sync/robust-lock.js';
-import { SpinBudget } from '../sync/spin.js';
 import { checkOptions, describe } from '../validate.js';
 import { Allocator, Corrupt, NOT_ALIGNED, OUT_OF_RANGE } from './allocator.js';
 import { ALIGN, BLOCK_HEADER, HEAP_MAX, HW } from './layout.js';
