@@ -55,4 +55,30 @@ test(`${PARTIES} processes and this one × ${OPS} random malloc / free: no overl
   assert.is(end.repairs, 0, 'nobody died');
 });
 
+test('processes SIGKILLed at random moments of their malloc / free storms: the heap stays sound, reclaimDead frees what they held', async () => {
+  const seed = Number(process.env.HEAP_SEED ?? Date.now() % 1e9);
+  const random = prng(seed);
+  const shm = h.object();
+  const heap = h.keep(new Heap(shm, { size: 4 << 20, offset: 4096 }));
+  const empty = heap.check();
+  for (let round = 0; round < 6; round++) {
+    const parties = [0, 1].map((i) => h.start('heap-party', 'stress', { offset: 4096, seed: seed + 10 * round + i, ops: 1e7, live: 48 }, { shm, timeoutMs: 60_000 }));
+    // Let them get going (their first malloc shows in the block count), then kill each at a random moment.
+    const start = performance.now();
+    while (heap.stats().blocks === 0 && performance.now() - start < 10_000) await new Promise((r) => setTimeout(r, 2));
+    for (const p of parties) {
+      await new Promise((r) => setTimeout(r, random() * 30));
+      p.kill();
+      await p.exited;
+    }
+    const s = heap.check(); // takes over a lock a killed party held, rolls its operation back
+    const got = heap.reclaimDead();
+    assert.equal(got.blocks, s.blocks, `seed ${seed}, round ${round}: every block left was a dead party's`);
+    const after = heap.check();
+    assert.is(after.blocks, 0, `seed ${seed}`);
+    assert.is(after.free, empty.free, `seed ${seed}: every byte free again`);
+    assert.is(after.freeBlocks, 1);
+  }
+});
+
 test.run();
