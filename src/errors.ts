@@ -35,7 +35,11 @@ export type ShmErrorCode =
   | 'ERR_SHM_NOT_OWNER'
   | 'ERR_SHM_ENCODE'
   | 'ERR_SHM_DECODE'
-  | 'ERR_SHM_LAGGED';
+  | 'ERR_SHM_LAGGED'
+  | 'ERR_SHM_HEAP_FULL'
+  | 'ERR_SHM_HEAP_NOT_A_BLOCK'
+  | 'ERR_SHM_HEAP_NAME'
+  | 'ERR_SHM_HEAP_CORRUPT';
 
 /** Base class of the library's own errors (argument errors extend TypeError / RangeError instead). */
 export class ShmError extends Error {
@@ -289,5 +293,43 @@ export class LaggedError extends ShmError {
   constructor(message: string, missed: number) {
     super(message, 'ERR_SHM_LAGGED');
     this.missed = missed;
+  }
+}
+
+/**
+ * No free block of a heap is large enough (or its name directory is full). Nothing
+ * changed. `requested`: the bytes asked for; `largest`: the largest `malloc(n)` that
+ * would succeed now.
+ */
+export class HeapFullError extends ShmError {
+  /** Bytes asked for. */
+  readonly requested: number;
+  /** The largest block a `malloc` would get now, in bytes. */
+  readonly largest: number;
+  constructor(message: string, requested: number, largest: number) {
+    super(message, 'ERR_SHM_HEAP_FULL');
+    this.requested = requested;
+    this.largest = largest;
+  }
+}
+
+/** An offset given to a heap's `free` / `sizeOf` / `map` is not the start of a live block (never allocated, freed already, inside a block, out of the heap, misaligned, or named where a plain block is needed). Nothing changed. */
+export class NotABlockError extends ShmError {
+  constructor(message: string) {
+    super(message, 'ERR_SHM_HEAP_NOT_A_BLOCK');
+  }
+}
+
+/** A named block exists but is smaller than the size asked for. Nothing changed. */
+export class HeapNameError extends ShmError {
+  constructor(message: string) {
+    super(message, 'ERR_SHM_HEAP_NAME');
+  }
+}
+
+/** A heap's memory breaks one of its invariants (it was overwritten): `heap.check()` says which. */
+export class HeapCorruptError extends ShmError {
+  constructor(message: string) {
+    super(message, 'ERR_SHM_HEAP_CORRUPT');
   }
 }

@@ -56,3 +56,4 @@ export { Watch } from './watch/watch.js';
 export { WATCH_STEPS, type WatchStep } from './watch/steps.js';
 export type { WatchOptions, WatchValue, WatchWaitOptions, TypedArrayConstructor } from './watch/options.js';
 export { Broadcast, Subscriber, BROADCAST_STEPS, type BroadcastOptions, type BroadcastRecvOptions, type BroadcastStats, type PublishOptions, type SubscribeOptions, type BroadcastStep } from './broadcast/broadcast.js';
+export { Heap, HEAP_STEPS, type AllocOptions, type HeapOptions, type HeapStats, type HeapStep, type NamedBlock, type ReclaimResult } from './heap/heap.js';

@@ -679,6 +679,46 @@ const CHANNEL_AND_MUTEX_ROWS = [
       };
     },
   },
+  // Heap rows (src/heap/).
+  ...(() => {
+    const heapOf = (ctx) => {
+      const shm = ctx.shm();
+      const heap = new api.Heap(shm, { size: 65536 });
+      ctx.handles.unshift({ close: () => heap.release() });
+      const bytes = () => Buffer.from(new Uint8Array(heap.region.mapping.buffer, heap.region.start, heap.byteLength));
+      return { shm, heap, bytes };
+    };
+    const row = (title, Class, message, act) => ({
+      title,
+      Class,
+      message,
+      act(ctx) {
+        const { shm, heap, bytes } = heapOf(ctx);
+        const call = act(heap);
+        const before = bytes();
+        return { call, unchanged: () => assert.ok(bytes().equals(before), "the heap's bytes are unchanged"), shmName: shm.name };
+      },
+    });
+    return [
+      row('heap.malloc larger than any free block', api.HeapFullError, /^cannot allocate 65536 bytes in the Heap at offset 0 of shared memory '[^']+': the largest free block holds \d+ bytes; nothing changed$/, (heap) => () => heap.malloc(65536)),
+      row('heap.free of a block freed already', api.NotABlockError, /^free\(\d+\): not a block of the Heap .*no live block starts there .*; nothing changed$/, (heap) => {
+        const o = heap.malloc(10);
+        heap.malloc(10);
+        heap.free(o);
+        return () => heap.free(o);
+      }),
+      row('heap.named with a size larger than the existing block', api.HeapNameError, /^named\("t", 100\): the block of that name has 16 usable bytes, fewer than the 100 asked for$/, (heap) => {
+        heap.named('t', 16);
+        return () => heap.named('t', 100);
+      }),
+      row('heap.check of a heap whose memory was overwritten', api.HeapCorruptError, /^the Heap at offset 0 of shared memory '[^']+' is corrupt: .*$/, (heap) => {
+        const o = heap.malloc(100);
+        // Scribble over the block's header (16 bytes before its data).
+        new Int32Array(heap.region.mapping.buffer, heap.region.start + o - 16, 1)[0] = 12345;
+        return () => heap.check();
+      }),
+    ];
+  })(),
 ];
 
 // Error classes no synchronous call here can trigger: AbortError comes only from async
@@ -715,6 +755,10 @@ const CODES = {
   EncodeError: 'ERR_SHM_ENCODE',
   DecodeError: 'ERR_SHM_DECODE',
   LaggedError: 'ERR_SHM_LAGGED',
+  HeapFullError: 'ERR_SHM_HEAP_FULL',
+  NotABlockError: 'ERR_SHM_HEAP_NOT_A_BLOCK',
+  HeapNameError: 'ERR_SHM_HEAP_NAME',
+  HeapCorruptError: 'ERR_SHM_HEAP_CORRUPT',
 };
 
 /** The built-in base an error class must extend: argument errors TypeError / RangeError, AbortError Error, the rest ShmError. */

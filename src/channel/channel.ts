@@ -115,6 +115,12 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    * @throws {@link LayoutError} when there is no valid channel header there (garbage, zeros, another layout version).
    */
   declare static attach: (shm: SharedMemory, options?: { offset?: number }) => Channel;
+  /**
+   * Bytes a channel needs in the object (header, control words, slots), by the gem's table
+   * as in `create`: `{ depth: 8, width: 64 }` is a Buffered.Fixed, `{ depth: 8, width: -256 }`
+   * a Buffered.Variable of capacity 256. For `heap.malloc(Channel.byteLength(...))`.
+   */
+  declare static byteLength: (options: { depth: number; width: number }) => number;
 
   /** The mapped bytes of the channel. @internal */
   readonly region: Region;

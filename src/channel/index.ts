@@ -11,6 +11,7 @@ import { Channel, openChannel, type ChannelOptions } from './channel.js';
 import * as K from './kinds.js';
 import { H, Kind, kindName } from './layout.js';
 import { initOrAttach } from './structure.js';
+import { gemShape } from './shapes.js';
 
 function create(shm: SharedMemory, options: ChannelOptions & { depth: number; width: number }): Channel {
   return new Channel(shm, options);
@@ -37,12 +38,19 @@ function attach(shm: SharedMemory, options?: { offset?: number }): Channel {
   return openChannel(shm, null, { offset, autosize: false });
 }
 
+function byteLength(options: { depth: number; width: number }): number {
+  const o = checkOptions<{ depth: number; width: number }>('options', options, ['depth', 'width']);
+  if (options === undefined) throw new InvalidArgumentError('Channel.byteLength(options) needs options.depth and options.width');
+  return gemShape(o.depth, o.width).totalSize;
+}
+
 Object.assign(Channel, {
   Unbuffered: { Empty: K.UnbufferedEmpty, Fixed: K.UnbufferedFixed, Variable: K.UnbufferedVariable },
   SingleBuffered: { Empty: K.SingleBufferedEmpty, Fixed: K.SingleBufferedFixed, Variable: K.SingleBufferedVariable },
   Buffered: { Empty: K.BufferedEmpty, Fixed: K.BufferedFixed, Variable: K.BufferedVariable },
   create,
   attach,
+  byteLength,
 });
 
 export { Channel };

@@ -9,7 +9,7 @@
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
  * | 4      | version     | u16  | initialiser, once         | layout version, 2 |
- * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch, 40 Broadcast |
+ * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch, 40 Broadcast, 48 Heap |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
  * | 12     | width       | u32  | initialiser, once         | Fixed: bytes per message; Variable: capacity; Empty: 0 |
@@ -69,6 +69,7 @@ export const enum Kind {
   Mutex = 16,
   Watch = 32,
   Broadcast = 40,
+  Heap = 48,
 }
 
 /** Payload kinds (header byte 7). */
@@ -173,6 +174,7 @@ export function kindName(kind: number, payload: number): string {
   if (kind === Kind.Mutex) return k;
   if (kind === Kind.Watch) return 'Watch';
   if (kind === Kind.Broadcast) return 'Broadcast';
+  if (kind === Kind.Heap) return 'Heap';
   const p = payload === Payload.Empty ? 'Empty' : payload === Payload.Fixed ? 'Fixed' : payload === Payload.Variable ? 'Variable' : `payload ${payload}`;
   return `${k}.${p}`;
 }
@@ -182,6 +184,7 @@ export function describeHeader(h: HeaderInfo): string {
   if (h.kind === Kind.Mutex) return 'Mutex';
   if (h.kind === Kind.Watch) return `Watch(capacity ${h.width})`;
   if (h.kind === Kind.Broadcast) return `Broadcast(depth ${h.depth}, capacity ${h.width})`;
+  if (h.kind === Kind.Heap) return `Heap(size ${h.totalSize})`;
   const params: string[] = [];
   if (h.kind === Kind.Buffered) params.push(`depth ${h.depth}`);
   if (h.payload === Payload.Fixed) params.push(`width ${h.width}`);
@@ -195,6 +198,10 @@ export function describeHeader(h: HeaderInfo): string {
  */
 export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean {
   if (info.kind === Kind.Mutex) return info.totalSize === MUTEX_SIZE;
+  if (info.kind === Kind.Heap) {
+    // src/heap/layout.ts: depth = name entries, blocks from slotsOffset (after a 2304-byte control area).
+    return info.payload === Payload.Empty && info.width === 0 && info.stride === 0 && info.depth <= 65536 && slotsOffset % 64 === 0 && slotsOffset >= 2304 + info.depth * 64 && info.totalSize % 16 === 0 && info.totalSize >= slotsOffset + 48;
+  }
   if (info.kind === Kind.Watch) {
     // Two value buffers laid out as the slots of a Variable channel of depth 2.
     return (

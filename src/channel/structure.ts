@@ -7,7 +7,7 @@
 import { LayoutError, OutOfRangeError, OverlapError } from '../errors.js';
 import { Region } from '../region/region.js';
 import type { SharedMemory } from '../shared-memory/shared-memory.js';
-import { findOverlap, hold } from '../shared-memory/registry.js';
+import { conflicts, findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/liveness.js';
 import { describeHeader, H, headerConsistent, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, VERSION, W, type HeaderInfo } from './layout.js';
 
@@ -86,6 +86,8 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
         dv.setUint32(H.SLOTS, slotsOffset, true);
         dv.setUint32(H.TOTAL, wanted.totalSize, true);
         Atomics.store(w, W.INIT_PID, process.pid);
+        // A structure with more to set up than zeros (a Heap's first free block, a
+        // Broadcast's slot words) does it here, before `ready`.
         init?.();
         Atomics.store(w, H.MAGIC / 4, MAGIC | 0);
         // Ready is stored last: whoever sees it sees every field above.
@@ -116,22 +118,22 @@ function sameShape(a: HeaderInfo, b: HeaderInfo): boolean {
  * one that overlaps another structure (two handles on the same structure are fine).
  * Returns the function that forgets it.
  */
-export function holdStructure(region: Region, info: HeaderInfo): () => void {
+export function holdStructure(region: Region, info: HeaderInfo, admits?: (start: number, end: number) => boolean): () => void {
   const key = region.mapping.objectKey;
   const start = region.offset;
   const end = start + info.totalSize;
   const signature = `${start}:${describeHeader(info)}`;
-  const other = findOverlap(key, start, end, (r) => r.structure !== undefined && r.structure !== signature);
+  const other = findOverlap(key, start, end, (r) => conflicts(r, signature, start, end));
   if (other !== undefined) {
     throw new OverlapError(`a ${describeHeader(info)} at bytes ${start}..${end} of shared memory '${region.objectName}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
   }
-  return hold(key, { start, end, what: `a ${describeHeader(info)}`, structure: signature });
+  return hold(key, { start, end, what: `a ${describeHeader(info)}`, structure: signature, ...(admits ? { admits } : {}) });
 }
 
 /** Checks room for a new structure at `offset` (overlap with this process's structures first, then the object's size, growing it with `autosize`); returns its size. */
 export function prepareCreate(shm: SharedMemory, wanted: HeaderInfo, offset: number, autosize: boolean): number {
   const total = wanted.totalSize;
-  const other = findOverlap(shm.key, offset, offset + total, (r) => r.structure !== undefined && r.structure !== `${offset}:${describeHeader(wanted)}`);
+  const other = findOverlap(shm.key, offset, offset + total, (r) => conflicts(r, `${offset}:${describeHeader(wanted)}`, offset, offset + total));
   if (other !== undefined) {
     throw new OverlapError(`a ${describeHeader(wanted)} at bytes ${offset}..${offset + total} of shared memory '${shm.name}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
   }

@@ -12,8 +12,8 @@ import type { ByteSource } from './source.js';
 export interface Structure {
   /** Byte offset of the structure in the object. */
   offset: number;
-  /** `"channel"`, `"mutex"`, `"watch"` or `"broadcast"`. */
-  type: 'channel' | 'mutex' | 'watch' | 'broadcast';
+  /** `"channel"`, `"mutex"`, `"watch"`, `"broadcast"` or `"heap"`. */
+  type: 'channel' | 'mutex' | 'watch' | 'broadcast' | 'heap';
   /** Kind, such as `"Buffered.Fixed"` or `"Mutex"`. */
   kind: string;
   /** Kind with its parameters, such as `"Buffered.Fixed(depth 4, width 64)"`. */
@@ -54,6 +54,8 @@ export interface Structure {
   subscribers?: { pid: number; cursor: number; alive: boolean; behind: number }[];
   /** Broadcast: places in the subscriber table. */
   maxSubscribers?: number;
+  /** Heap: its figures (bytes with block headers; `largest`: the largest malloc that fits now), and the holder of its lock in `lockHolder`. */
+  heap?: { size: number; used: number; free: number; largest: number; blocks: number; freeBlocks: number; named: number; repairs: number; pendingRepair: boolean };
 }
 
 /** The outcome of looking for a structure at an offset. */
@@ -102,7 +104,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const initPid = head.readUInt32LE(H.INIT_PID);
   const s: Structure = {
     offset,
-    type: mutex ? 'mutex' : watch ? 'watch' : broadcast ? 'broadcast' : 'channel',
+    type: mutex ? 'mutex' : watch ? 'watch' : broadcast ? 'broadcast' : info.kind === Kind.Heap ? 'heap' : 'channel',
     kind: kindName(info.kind, info.payload),
     description: describeHeader(info),
     depth: mutex ? 0 : info.depth,
@@ -111,7 +113,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     ready: head.readUInt32LE(H.INIT) === INIT_READY,
     initPid,
     initPidAlive: pidAlive(initPid),
-    closed: !mutex && !watch && head.readUInt32LE(H.CLOSED) !== 0,
+    closed: !mutex && !watch && info.kind !== Kind.Heap && head.readUInt32LE(H.CLOSED) !== 0,
   };
   if (!s.ready) return { found: true, structure: s };
 
@@ -155,6 +157,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     }
     return { found: true, structure: s };
   }
+  if (info.kind === Kind.Heap) return probeHeap(src, offset, s);
   const control = src.read(offset, SLOTS_OFFSET);
   if (control.length < SLOTS_OFFSET) return { found: false, reason: 'the object shrank while it was read' };
   const word = (index: number): number => control.readUInt32LE(index * 4);
@@ -190,4 +193,36 @@ function busySlots(src: ByteSource, slotsStart: number, depth: number, stride: n
     for (let j = 0; j < n && base + j * stride + 4 <= buf.length; j++) note(i + j, buf.readUInt32LE(base + j * stride));
   }
   return busy;
+}
+
+/**
+ * A heap's figures, from its control words (src/heap/layout.ts): used 96, free 100, blocks
+ * 104, freeBlocks 108, named 112, bitmaps 128/132, list heads 256, lock 64..72, repairs 76,
+ * logCount 80; the largest free block from the highest non-empty free list.
+ */
+function probeHeap(src: ByteSource, offset: number, s: Structure): Probe {
+  const control = src.read(offset, 1792);
+  if (control.length < 1792) return { found: false, reason: 'the object shrank while it was read' };
+  const word = (byte: number): number => control.readUInt32LE(byte);
+  const holder = word(64);
+  s.lockHolder = holder;
+  s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
+  s.waiting = { lock: word(68) };
+  s.deaths = word(72);
+  const freeBlocks = word(108);
+  let largest = 0;
+  const fl = word(128);
+  if (fl !== 0) {
+    const f = 31 - Math.clz32(fl);
+    const sl = 31 - Math.clz32(word(132 + 4 * f));
+    let b = sl < 0 ? 0 : word(256 + 4 * (f * 16 + sl));
+    for (let n = 0; b !== 0 && n <= freeBlocks && b + 16 <= s.byteLength; n++) {
+      const h = src.read(offset + b, 16);
+      if (h.length < 16) break;
+      largest = Math.max(largest, h.readUInt32LE(0) & ~15);
+      b = h.readUInt32LE(8);
+    }
+  }
+  s.heap = { size: s.byteLength, used: word(96), free: word(100), largest: largest === 0 ? 0 : largest - 16, blocks: word(104), freeBlocks, named: word(112), repairs: word(76), pendingRepair: word(80) !== 0 };
+  return { found: true, structure: s };
 }

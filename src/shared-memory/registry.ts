@@ -14,6 +14,16 @@ export interface HeldRange {
   readonly what: string;
   /** For a channel or mutex: its header signature; two handles on one structure share it and do not overlap. */
   readonly structure?: string;
+  /**
+   * For a structure that holds others (a Heap): `true` when a structure at `[start, end)`
+   * may live inside it (it lies within one of its blocks), so that it is no overlap.
+   */
+  readonly admits?: (start: number, end: number) => boolean;
+}
+
+/** `true` when `r` is a structure other than `signature` that does not admit `[start, end)` inside it. */
+export function conflicts(r: HeldRange, signature: string, start: number, end: number): boolean {
+  return r.structure !== undefined && r.structure !== signature && !(r.admits?.(start, end) ?? false);
 }
 
 const byObject = new Map<string, Set<HeldRange>>();

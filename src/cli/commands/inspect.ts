@@ -189,7 +189,7 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
     lines.push(['waiting', `${s.waiting!.lock} for the lock`]);
     lines.push(deaths!);
   } else {
-    lines.push(['state', stateOf(s)]);
+    lines.push(['state', s.type === 'heap' && s.ready ? 'ready' : stateOf(s)]);
   }
   if (s.type === 'channel') {
     const rate = (n: number | undefined): string => (rates === null || n === undefined ? '' : ` (${Math.round(n)}/s)`);
@@ -215,6 +215,14 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
       lines.push(['waiting', `${s.waiting!.senders} to publish, ${s.waiting!.receivers} to receive`]);
     }
   }
+  if (s.type === 'heap' && s.heap) {
+    const h = s.heap;
+    lines.push(['size', `${h.size} bytes`]);
+    lines.push(['used', `${h.used} bytes in ${h.blocks} block${h.blocks === 1 ? '' : 's'} (${h.named} named)`]);
+    lines.push(['free', `${h.free} bytes in ${h.freeBlocks} block${h.freeBlocks === 1 ? '' : 's'}, the largest malloc that fits: ${h.largest} bytes`]);
+    lines.push(['lock', s.lockHolder ? `held by ${alive(s.lockHolder, s.lockHolderAlive)}` : 'free']);
+    lines.push(['repairs', `${h.repairs} (operations of dead processes rolled back)${h.pendingRepair ? '; one pending, done by the next process to take the lock' : ''}`]);
+  }
   lines.push(['initialised by', s.initPid ? alive(s.initPid, s.initPidAlive) : 'unknown']);
   lines.push(['processes', r.processes === null ? 'unknown on this OS' : r.processes.length === 0 ? 'none' : formatUses(r.processes)]);
   if (interval > 0) lines.push(['updated', `${new Date().toTimeString().slice(0, 8)} (every ${interval} ms; Ctrl-C to stop)`]);
@@ -222,4 +230,4 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
   return lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
 
-export const inspect: Command = { summary: "show a channel's or mutex's header and counters (--watch to follow)", help, run };
+export const inspect: Command = { summary: "show a structure's header and counters: channel, mutex, Watch, Broadcast, Heap (--watch to follow)", help, run };

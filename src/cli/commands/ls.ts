@@ -133,6 +133,7 @@ export function stateOf(s: Structure): string {
     if (!s.lockHolder) return 'free';
     return `locked by ${s.lockHolder}${s.lockHolderAlive ? '' : ' (dead)'}`;
   }
+  if (s.type === 'heap' && s.heap) return `${s.heap.used}/${s.heap.size} bytes used, ${s.heap.blocks} blocks (${s.heap.named} named), largest free ${s.heap.largest}`;
   return s.closed ? 'closed' : 'open';
 }
 

@@ -1,0 +1,132 @@
+/**
+ * The operations of a Heap over several blocks: named blocks (find or allocate by name,
+ * look up, remove) and reclaiming the blocks of dead processes. Each runs under the
+ * heap's lock (session.ts) and commits through its undo log.
+ * @internal
+ */
+import { HeapFullError, HeapNameError } from '../errors.js';
+import { describe } from '../validate.js';
+import { BLOCK_HEADER, NAMED_BIT } from './layout.js';
+import type { Session } from './session.js';
+
+/** A named block, as `names()` lists it. */
+export interface NamedBlock {
+  name: string;
+  /** Offset of its data in the object. */
+  offset: number;
+  /** Usable bytes. */
+  size: number;
+}
+
+/** What `reclaim` / `reclaimDead` freed. */
+export interface ReclaimResult {
+  /** Blocks freed. */
+  blocks: number;
+  /** Their bytes, headers included. */
+  bytes: number;
+  /** The dead processes whose blocks they were. */
+  pids: number[];
+}
+
+/** The offset of the block named `name`, allocating (n bytes, zeroed) the first time. */
+export function findOrCreate(s: Session, name: unknown, n: unknown, align: number): number {
+  const key = s.names.encode(name);
+  const size = s.size('named', n);
+  const a = s.a;
+  s.enter();
+  let d = 0;
+  let found = -1;
+  let full = '';
+  let largest = 0;
+  try {
+    found = s.names.find(key);
+    if (found >= 0) d = s.names.blockOf(found);
+    else {
+      const k = s.names.vacant();
+      if (k < 0) full = `the name directory is full (${a.names} names)`;
+      else {
+        const b = a.malloc(size, 0, NAMED_BIT, align);
+        if (b === 0) largest = a.largest();
+        else {
+          d = b + BLOCK_HEADER;
+          s.u8.fill(0, d, d + a.usable(b));
+          s.names.enter(k, key, d);
+          a.commit();
+        }
+      }
+    }
+    if (full !== '') largest = a.largest();
+  } catch (err) {
+    throw s.undo(err);
+  } finally {
+    s.leave();
+  }
+  if (full !== '') throw new HeapFullError(`named(${describe(name)}, ${size}): ${full} in ${s.where()}; nothing changed`, size, largest);
+  if (d === 0) throw s.full(size, largest);
+  const usable = a.usable(d - BLOCK_HEADER);
+  if (found >= 0 && usable < size) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name has ${usable} usable bytes, fewer than the ${size} asked for`);
+  if (found >= 0 && (s.base + d) % align !== 0) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name is at offset ${s.base + d}, not a multiple of ${align}`);
+  return s.base + d;
+}
+
+/** The offset of the block named `name`, or `undefined`. */
+export function lookup(s: Session, name: unknown): number | undefined {
+  const key = s.names.encode(name);
+  s.enter();
+  try {
+    const k = s.names.find(key);
+    return k < 0 ? undefined : s.base + s.names.blockOf(k);
+  } finally {
+    s.leave();
+  }
+}
+
+/** Removes the name and frees its block; `true` when it existed. */
+export function unname(s: Session, name: unknown): boolean {
+  const key = s.names.encode(name);
+  s.enter();
+  try {
+    const k = s.names.find(key);
+    if (k < 0) return false;
+    const d = s.names.blockOf(k);
+    s.names.remove(k);
+    s.a.free(d - BLOCK_HEADER);
+    s.a.commit();
+    return true;
+  } catch (err) {
+    throw s.undo(err);
+  } finally {
+    s.leave();
+  }
+}
+
+/** Every named block. */
+export function list(s: Session): NamedBlock[] {
+  s.enter();
+  try {
+    return s.names.list().map(({ name, d }) => ({ name, offset: s.base + d, size: s.a.usable(d - BLOCK_HEADER) }));
+  } finally {
+    s.leave();
+  }
+}
+
+/** Frees every unnamed block whose owner `dead(owner)` says is gone; each free commits on its own. */
+export function reclaim(s: Session, dead: (owner: number) => boolean): ReclaimResult {
+  const result: ReclaimResult = { blocks: 0, bytes: 0, pids: [] };
+  s.enter();
+  try {
+    for (const { b, owner, named } of s.a.allocated()) {
+      if (named || owner === 0 || !dead(owner)) continue;
+      result.bytes += s.a.usable(b) + BLOCK_HEADER;
+      s.a.free(b);
+      s.a.commit();
+      result.blocks++;
+      if (!result.pids.includes(owner)) result.pids.push(owner);
+    }
+  } catch (err) {
+    throw s.undo(err);
+  } finally {
+    s.leave();
+  }
+  return result;
+}
