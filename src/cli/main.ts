@@ -26,8 +26,8 @@ function topHelp(): string {
     .join('\n');
   return `usage: concurrent-shm <command> [options]
 
-Inspects and manages POSIX shared memory objects, and the channels and mutexes of
-concurrent-shm in them.
+Inspects and manages POSIX shared memory objects, and the structures of concurrent-shm
+in them (channels, mutexes, Watches, Broadcasts, heaps).
 
 commands:
 ${list}

@@ -230,4 +230,4 @@ export function render(r: ObjectReport, rates: Rates | null, interval: number): 
   return lines.map(([k, v]) => `${k.padEnd(w)}  ${v}`).join('\n');
 }
 
-export const inspect: Command = { summary: "show a structure's header and counters: channel, mutex, Watch, Broadcast, Heap (--watch to follow)", help, run };
+export const inspect: Command = { summary: "show a structure's header and counters (--watch to follow)", help, run };

@@ -137,4 +137,4 @@ export function stateOf(s: Structure): string {
   return s.closed ? 'closed' : 'open';
 }
 
-export const ls: Command = { summary: 'list shared memory objects, with the channels and mutexes in them', help, run };
+export const ls: Command = { summary: 'list shared memory objects, with the structures in them', help, run };
