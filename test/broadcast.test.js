@@ -107,7 +107,7 @@ test("a subscriber starts at the next message; from: 'oldest' at the oldest stil
   // `next` joined at c's position; c has been overwritten since (depth 4): it lagged by one.
   assert.is(throws(() => next.recvSync(), LaggedError).missed, 1);
   assert.is(next.recvSync({ encoding: 'utf8' }), 'd');
-  assert.is(Broadcast.byteLength(4, 64), bc_size(4, 64));
+  assert.is(Broadcast.byteLength({ depth: 4, capacity: 64 }), bc_size(4, 64));
 });
 
 test('an overrun subscriber gets LaggedError with the exact count, then continues from the oldest', () => {

@@ -720,7 +720,7 @@ test('inspect and ls: a Broadcast with its depth, capacity, published count and 
   const r = cli(['inspect', name]);
   assert.is(r.code, EXIT.OK, r.stderr);
   const field = (k) => new RegExp(`^${k}\\s+(.*)$`, 'm').exec(r.stdout)?.[1] ?? assert.unreachable(`no '${k}' in:\n${r.stdout}`);
-  assert.is(field('structure'), `Broadcast(depth 8, capacity 100) at offset 0, ${Broadcast.byteLength(8, 100, 8)} bytes`);
+  assert.is(field('structure'), `Broadcast(depth 8, capacity 100) at offset 0, ${Broadcast.byteLength({ depth: 8, capacity: 100, maxSubscribers: 8 })} bytes`);
   assert.is(field('state'), 'open');
   assert.is(field('depth'), '8');
   assert.is(field('capacity'), '100 bytes');

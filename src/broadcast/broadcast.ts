@@ -234,10 +234,17 @@ export class Broadcast implements Disposable {
     return new Broadcast(shm, { offset }, INTERNAL);
   }
 
-  /** Bytes a Broadcast of this shape occupies (header, control words, subscriber table, ring). */
-  static byteLength(depth: number, capacity: number, maxSubscribers = 64): number {
-    const max = Math.ceil(count('maxSubscribers', maxSubscribers, 1, MAX_SUBSCRIBERS) / 8) * 8;
-    return broadcastSize(count('depth', depth, 2, MAX_DEPTH), count('capacity', capacity, 1, MAX_WIDTH), max);
+  /**
+   * Bytes a Broadcast of this shape occupies (header, control words, subscriber table,
+   * ring): what to reserve for it, e.g. in a heap block. Takes the constructor's shape
+   * options.
+   */
+  static byteLength(shape: { depth: number; capacity: number; maxSubscribers?: number }): number {
+    const o = checkOptions<{ depth: number; capacity: number; maxSubscribers: number }>('shape', shape, ['depth', 'capacity', 'maxSubscribers']);
+    const depth = count('shape.depth', o.depth, 2, MAX_DEPTH);
+    if ((depth & (depth - 1)) !== 0) throw new OutOfRangeError(`shape.depth must be a power of two (2, 4, 8, ... ${MAX_DEPTH}), got ${depth}`);
+    const max = Math.ceil(count('shape.maxSubscribers', o.maxSubscribers ?? 64, 1, MAX_SUBSCRIBERS) / 8) * 8;
+    return broadcastSize(depth, count('shape.capacity', o.capacity, 1, MAX_WIDTH), max);
   }
 
   /** Slots in the ring. */
