@@ -8,7 +8,7 @@
  * | offset | field       | type | written by                | meaning |
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
- * | 4      | version     | u16  | initialiser, once         | layout version, 2 |
+ * | 4      | version     | u16  | initialiser, once         | layout version: 2; 3 for a Mutex, Watch or Heap (tagged lock words) |
  * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch, 40 Broadcast, 48 Heap |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
@@ -59,7 +59,14 @@
  */
 
 export const MAGIC = 0x4d485343;
+/** Layout version of channels and Broadcasts. */
 export const VERSION = 2;
+/**
+ * Layout version of the structures with a robust lock (Mutex, Watch, Heap): version 2
+ * with a tag beside the pid in the lock word (bits 31–22; the pid in bits 21–0, see
+ * sync/robust-lock.ts). A reader of version 2 would take a tagged word for a dead pid.
+ */
+export const VERSION_TAGGED_LOCK = 3;
 
 /** Structure kinds (header byte 6). */
 export const enum Kind {
@@ -70,6 +77,11 @@ export const enum Kind {
   Watch = 32,
   Broadcast = 40,
   Heap = 48,
+}
+
+/** The layout version a structure of this kind is written with and read as. */
+export function versionOf(kind: number): number {
+  return kind === Kind.Mutex || kind === Kind.Watch || kind === Kind.Heap ? VERSION_TAGGED_LOCK : VERSION;
 }
 
 /** Payload kinds (header byte 7). */

@@ -9,7 +9,7 @@ import { Region } from '../region/region.js';
 import type { SharedMemory } from '../shared-memory/shared-memory.js';
 import { conflicts, findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/liveness.js';
-import { describeHeader, H, headerConsistent, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, VERSION, W, type HeaderInfo } from './layout.js';
+import { describeHeader, H, headerConsistent, kindName, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, versionOf, W, type HeaderInfo } from './layout.js';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -25,8 +25,9 @@ export function readHeader(region: Region): HeaderInfo {
     throw new LayoutError(`no concurrent-shm structure ${where(region)}: found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be`);
   }
   const version = dv.getUint16(H.VERSION, true);
-  if (version !== VERSION) {
-    throw new LayoutError(`the structure ${where(region)} has layout version ${version}; this version of concurrent-shm reads version ${VERSION} only`);
+  const expected = versionOf(dv.getUint8(H.KIND));
+  if (version !== expected) {
+    throw new LayoutError(`the structure ${where(region)} has layout version ${version}; this version of concurrent-shm reads a ${kindName(dv.getUint8(H.KIND), dv.getUint8(H.PAYLOAD))} of version ${expected} only`);
   }
   const info: HeaderInfo = {
     kind: dv.getUint8(H.KIND),
@@ -77,7 +78,7 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
           for (let i = 0; i < wanted.depth; i++) new Uint8Array(buffer, region.start + slotsOffset + i * wanted.stride, SLOT_HEADER).fill(0);
         }
         const dv = new DataView(buffer, region.start, H.SIZE);
-        dv.setUint16(H.VERSION, VERSION, true);
+        dv.setUint16(H.VERSION, versionOf(wanted.kind), true);
         dv.setUint8(H.KIND, wanted.kind);
         dv.setUint8(H.PAYLOAD, wanted.payload);
         dv.setUint32(H.DEPTH, wanted.depth, true);

@@ -5,7 +5,8 @@
  * @internal
  */
 import { processAlive } from '../sync/liveness.js';
-import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import { lockPid } from '../sync/robust-lock.js';
+import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, versionOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
 /** What the command reports about a structure. */
@@ -79,8 +80,9 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     return { found: false, reason: `found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be` };
   }
   const version = head.readUInt16LE(H.VERSION);
-  if (version !== VERSION) {
-    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads version ${VERSION} only` };
+  const expected = versionOf(head.readUInt8(H.KIND));
+  if (version !== expected) {
+    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads a ${kindName(head.readUInt8(H.KIND), head.readUInt8(H.PAYLOAD))} of version ${expected} only` };
   }
   const info: HeaderInfo = {
     kind: head.readUInt8(H.KIND),
@@ -118,7 +120,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   if (!s.ready) return { found: true, structure: s };
 
   if (mutex) {
-    const holder = head.readUInt32LE(MW.LOCK * 4);
+    const holder = lockPid(head.readUInt32LE(MW.LOCK * 4));
     s.lockHolder = holder;
     s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
     s.waiting = { lock: head.readUInt32LE(MW.LOCK_WAITERS * 4) };
@@ -129,7 +131,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     // Word offsets of src/watch/layout.ts: version 64, waiters 68, lock 128, lockWaiters 132, deaths 136.
     const control = src.read(offset, 140);
     if (control.length < 140) return { found: false, reason: 'the object shrank while it was read' };
-    const holder = control.readUInt32LE(128);
+    const holder = lockPid(control.readUInt32LE(128));
     s.version = control.readUInt32LE(64);
     s.lockHolder = holder;
     s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
@@ -204,7 +206,7 @@ function probeHeap(src: ByteSource, offset: number, s: Structure): Probe {
   const control = src.read(offset, 1792);
   if (control.length < 1792) return { found: false, reason: 'the object shrank while it was read' };
   const word = (byte: number): number => control.readUInt32LE(byte);
-  const holder = word(64);
+  const holder = lockPid(word(64));
   s.lockHolder = holder;
   s.lockHolderAlive = holder === 0 ? null : pidAlive(holder);
   s.waiting = { lock: word(68) };

@@ -12,7 +12,7 @@
  * ## Control words (all written only by the holder of `lock`, except the lock's own)
  * | offset | field       | meaning |
  * |-------:|-------------|---------|
- * | 64     | lock        | 0 free, otherwise the pid of the holder (robust lock, sync/robust-lock.ts) |
+ * | 64     | lock        | 0 free, otherwise the holder's lock word: pid in bits 21–0, tag in 31–22 (sync/robust-lock.ts) |
  * | 68     | lockWaiters | processes asleep on `lock` |
  * | 72     | deaths      | holders that died holding `lock` (counted by whoever took over) |
  * | 76     | repairs     | undo logs rolled back (operations a dead holder left half done) |

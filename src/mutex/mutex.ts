@@ -3,7 +3,7 @@ import { holdStructure, initOrAttach } from '../channel/structure.js';
 import { Kind, MUTEX_SIZE, MW, Payload, type HeaderInfo } from '../channel/layout.js';
 import { Region } from '../region/region.js';
 import { PID } from '../sync/liveness.js';
-import { RobustLock, TIMED_OUT } from '../sync/robust-lock.js';
+import { lockPid, RobustLock, TIMED_OUT } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { checkOptions, deadlineOf, describe } from '../validate.js';
 
@@ -86,7 +86,7 @@ export class Mutex {
 
   /** Process id of the holder, 0 when free. */
   get holder(): number {
-    return Atomics.load(this.#words(), MW.LOCK);
+    return lockPid(Atomics.load(this.#words(), MW.LOCK));
   }
 
   /** `true` while any process holds the mutex. */
@@ -172,7 +172,7 @@ export class Mutex {
       heldHere.delete(this.#key);
       if (this.#lock.unlock()) return;
     }
-    const holder = Atomics.load(w, MW.LOCK) || 'none';
+    const holder = lockPid(Atomics.load(w, MW.LOCK)) || 'none';
     const why = had ? `another process took it over from this one (holder: ${holder})` : `this thread does not hold it (holder: ${holder})`;
     throw new NotOwnerError(`cannot unlock the mutex: ${why}`);
   }
@@ -218,7 +218,7 @@ export class Mutex {
   #holdsIt(w: Int32Array): boolean {
     const deaths = heldHere.get(this.#key);
     if (deaths === undefined) return false;
-    if (Atomics.load(w, MW.LOCK) === PID && Atomics.load(w, MW.DEATHS) === deaths) return true;
+    if (lockPid(Atomics.load(w, MW.LOCK)) === PID && Atomics.load(w, MW.DEATHS) === deaths) return true;
     heldHere.delete(this.#key);
     return false;
   }

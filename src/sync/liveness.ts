@@ -61,6 +61,8 @@ let aliveCheck: (pid: number) => boolean = osAlive;
  * shorter liveness bound. Affects structures opened afterwards in this thread.
  */
 export function setIdentity(pid: number, alive: (pid: number) => boolean, livenessMs = LIVENESS_MS): void {
+  // A lock word holds a pid in 22 bits (robust-lock.ts), as every real pid fits.
+  if (!Number.isInteger(pid) || pid <= 0 || pid >= 2 ** 22) throw new RangeError(`a party's pid must be from 1 to 2^22 - 1, got ${pid}`);
   PID = pid;
   aliveCheck = alive;
   LIVENESS_MS = livenessMs;

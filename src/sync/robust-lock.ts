@@ -3,9 +3,15 @@
  * the public Mutex, written once, with a sync and an async driver.
  *
  * Words (indexes into an Int32Array; see docs/layout.md, "Mutex"):
- * - `lock`: 0 when free, otherwise the holder's process id. Taken by CAS 0 → pid,
- *   released by CAS pid → 0 (a plain store of 0 would do for a holder that is sure it
- *   still holds it), taken over from a dead holder by CAS dead-pid → pid.
+ * - `lock`: 0 when free, otherwise the holder's word: its process id in bits 21–0 and,
+ *   in bits 31–22, a tag the holder chose for this acquisition (1–1023; 0 from a peer
+ *   that writes its bare pid). Taken by CAS 0 → word, released by CAS word → 0, taken
+ *   over from a dead holder by CAS dead-word → word. The tag is what makes a takeover
+ *   safe when process ids are reused: a waiter proves the pid in the word it saw dead,
+ *   then CASes that exact word; if meanwhile the lock was freed and taken by a new
+ *   process that got the same pid, the word differs in its tag (unless the new holder
+ *   drew the same one of 1023 tags) and the CAS fails instead of stealing the lock
+ *   from a live process.
  * - `waiters`: processes inside a sleep round (counted before their CAS, uncounted after
  *   their wait). The releaser makes the wake system call only when it is non-zero, so an
  *   uncontended lock and unlock cost two atomic operations and no system call.
@@ -45,6 +51,25 @@ import { futexWait, futexWake } from './futex.js';
 import { LIVENESS_MS, PID, processAlive } from './liveness.js';
 import type { SpinBudget } from './spin.js';
 import { stepHook } from './steps.js';
+
+/** Bits of a lock word that hold the holder's process id (Linux pids are below 2^22, macOS pids below 100,000). */
+export const LOCK_PID_BITS = 22;
+/** Mask of the pid in a lock word. */
+export const LOCK_PID_MASK = (1 << LOCK_PID_BITS) - 1;
+
+/** The holder's process id in a lock word (0: free). */
+export function lockPid(word: number): number {
+  return word & LOCK_PID_MASK;
+}
+
+// The tag of this process's next acquisition: 1–1023, in turn from a random start.
+let tag = Math.floor(Math.random() * 1023);
+
+/** The lock word of a new acquisition by this process: its pid and the next tag. */
+function acquisitionWord(): number {
+  tag = tag === 1022 ? 0 : tag + 1;
+  return ((tag + 1) << LOCK_PID_BITS) | PID;
+}
 
 /**
  * Every named step of the mutex protocol, in protocol order. At each, the party has just
@@ -163,7 +188,17 @@ export class RobustLock {
   try(): number {
     const holder = this.#cas('mutex.lock.acquired');
     if (holder === 0) return 0;
-    return this.#takeOverIfDead(holder) ? holder : TIMED_OUT;
+    return this.#takeOverIfDead(holder) ? lockPid(holder) : TIMED_OUT;
+  }
+
+  /** The process id of the holder now (0: free). */
+  holder(): number {
+    return lockPid(Atomics.load(this.#w, this.#lock));
+  }
+
+  /** `true` when the lock word names this process (held here, by some thread or handle). */
+  heldHere(): boolean {
+    return lockPid(Atomics.load(this.#w, this.#lock)) === PID;
   }
 
   /**
@@ -176,7 +211,7 @@ export class RobustLock {
     let holder = this.#cas('mutex.lock.acquired');
     if (holder === 0) return 0;
     const start = performance.now();
-    if (start >= deadline) return this.#takeOverIfDead(holder) ? holder : TIMED_OUT;
+    if (start >= deadline) return this.#takeOverIfDead(holder) ? lockPid(holder) : TIMED_OUT;
     // Spin while the holder is likely to let go soon; bounded by the deadline too.
     for (let i = this.#spin.budget; i > 0; i--) {
       if (Atomics.load(w, this.#lock) === 0 && (holder = this.#cas('mutex.lock.acquired')) === 0) return 0;
@@ -228,22 +263,23 @@ export class RobustLock {
   }
 
   /**
-   * Releases the lock (CAS own pid → 0) and wakes one sleeper if there is any. Returns
+   * Releases the lock (CAS own word → 0) and wakes one sleeper if there is any. Returns
    * `false`, changing nothing, when the lock word no longer names this process: another
    * process took it over (judging this one dead) and must not lose it to this unlock.
    */
   unlock(): boolean {
     const w = this.#w;
     if (stepHook !== undefined) stepHook('mutex.unlock.store');
-    if (Atomics.compareExchange(w, this.#lock, PID, 0) !== PID) return false;
+    const word = Atomics.load(w, this.#lock);
+    if (lockPid(word) !== PID || Atomics.compareExchange(w, this.#lock, word, 0) !== word) return false;
     if (stepHook !== undefined) stepHook('mutex.unlock.wake');
     if (Atomics.load(w, this.#waiters) > 0) futexWake(this.#address, 1);
     return true;
   }
 
-  /** CAS `lock` 0 → me: 0 when taken (then step `acquired`), otherwise the holder. */
+  /** CAS `lock` 0 → a new word of mine: 0 when taken (then step `acquired`), otherwise the holder's word. */
   #cas(acquired: MutexStep): number {
-    const holder = Atomics.compareExchange(this.#w, this.#lock, 0, PID);
+    const holder = Atomics.compareExchange(this.#w, this.#lock, 0, acquisitionWord());
     if (holder === 0 && stepHook !== undefined) stepHook(acquired);
     return holder;
   }
@@ -308,16 +344,20 @@ export class RobustLock {
   #afterRound(watch: Watch, holder: number, deadline: number): number | undefined {
     const now = performance.now();
     if (now >= deadline) return this.try();
-    if (watch.due(now) && Atomics.load(this.#w, this.#lock) === holder && this.#takeOverIfDead(holder)) return holder;
+    if (watch.due(now) && Atomics.load(this.#w, this.#lock) === holder && this.#takeOverIfDead(holder)) return lockPid(holder);
     return undefined;
   }
 
-  /** Takes the holder's place if it is provably dead: CAS holder → me, then `deaths` += 1. */
+  /**
+   * Takes the holder's place if it is provably dead: CAS the very word whose pid was
+   * proved dead → a new word of mine, then `deaths` += 1.
+   */
   #takeOverIfDead(holder: number): boolean {
-    if (holder === PID || processAlive(holder)) return false;
+    const pid = lockPid(holder);
+    if (pid === PID || pid === 0 || processAlive(pid)) return false;
     const w = this.#w;
     if (stepHook !== undefined) stepHook('mutex.lock.takeover');
-    if (Atomics.compareExchange(w, this.#lock, holder, PID) !== holder) return false;
+    if (Atomics.compareExchange(w, this.#lock, holder, acquisitionWord()) !== holder) return false;
     if (stepHook !== undefined) stepHook('mutex.lock.took-over');
     Atomics.add(w, this.#deaths, 1);
     if (stepHook !== undefined) stepHook('mutex.lock.dead-counted');

@@ -14,7 +14,7 @@
  * |-------:|-------------|--------------------------------|----------|---------|
  * | 64     | version     | the writer holding `lock`      | seq-cst store, after the buffer is filled | writes published so far; 0: never written (after 2^32 − 1 it wraps to 2, keeping the buffer's parity). The value is in buffer `version & 1` |
  * | 68     | waiters     | sleeping `waitSync` / `wait`   | seq-cst add/sub | count; a writer wakes sleepers on `version` only when non-zero |
- * | 128    | lock        | writers                        | CAS      | 0 free, otherwise the pid of the writer (robust: a dead writer's lock is taken over, sync/robust-lock.ts) |
+ * | 128    | lock        | writers                        | CAS      | 0 free, otherwise the writer's lock word: pid in bits 21–0, tag in 31–22 (robust: a dead writer's lock is taken over, sync/robust-lock.ts) |
  * | 132    | lockWaiters | writers sleeping on `lock`     | seq-cst add/sub | count, as the Mutex's |
  * | 136    | deaths      | a writer taking over           | seq-cst add | writers that died holding `lock` |
  *

@@ -198,7 +198,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
 
   /** Process id of the writer holding the writer lock now, 0 when none. */
   get writer(): number {
-    return Atomics.load(this.#words(), WW.LOCK);
+    this.#words();
+    return this.#lock.holder();
   }
 
   /** Writers that died holding the writer lock (each was taken over by the next writer). */
