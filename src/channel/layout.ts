@@ -19,6 +19,15 @@
  * | 28     | initState   | u32  | initialiser               | 0 none, 1 initialising, 2 ready (stored last, release order) |
  * | 32     | initPid     | u32  | initialiser               | process that initialised it |
  * | 36     | closed      | u32  | `close()`, any process    | 0 open, 1 closed |
+ * | 40     | maxMessage  | u32  | initialiser, once         | version 3 only (a chunked Variable channel): the largest message, > width; version 2: 0, ignored |
+ *
+ * ## Layout versions 2 and 3
+ * Every structure is version 2, except a Variable channel created with `maxMessage` larger
+ * than its capacity: version 3, which is version 2 plus `maxMessage` at 40, the chunk
+ * words at 212–236 and the chunk flags in each slot's length word (below). A reader of
+ * version 2 only (an older library, a C program written for version 2) refuses it by its
+ * version instead of misreading a chunk as a message; channels without `maxMessage` stay
+ * version 2 and work with them unchanged.
  *
  * ## Channel control words (each group on its own 64-byte cache line)
  * | offset | field        | written by                         | meaning |
@@ -31,12 +40,31 @@
  * | 204    | notEmptySeq  | see recvWaiters, `close()`         | futex word receivers sleep on |
  * | 208    | recvActive   | receivers of an Unbuffered channel | receives in progress: `trySend` offers only when non-zero |
  *
+ * ## Chunk words (version 3 only; zero and unused in version 2)
+ * | offset | field         | written by                       | meaning |
+ * |-------:|---------------|----------------------------------|---------|
+ * | 212    | sendLock      | senders (CAS)                    | robust lock (sync/robust-lock.ts): 0 free, else the pid of the sender whose message is going out |
+ * | 216    | sendWaiters   | senders sleeping on `sendLock`   | count; the unlocker wakes one when non-zero |
+ * | 220    | sendDeaths    | a sender taking over             | senders that died holding `sendLock` |
+ * | 224    | sendSerial    | the holder of `sendLock`         | serial of the message being sent; bumped (seq-cst) before its first chunk is claimed, and once more when its sender gives it up |
+ * | 228    | recvLock      | receivers (CAS)                  | robust lock: 0 free, else the pid of the receiver taking (reassembling) a message |
+ * | 232    | recvWaiters   | receivers sleeping on `recvLock` | count, as sendWaiters |
+ * | 236    | recvDeaths    | a receiver taking over           | receivers that died holding `recvLock` |
+ *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field   | meaning |
  * |-------:|---------|---------|
  * | 0      | seq     | lap sequence: 2·lap when free for position lap·depth + i, 2·lap + 1 once that position's message is published (modulo 2·⌊2^30 / depth⌋) |
  * | 4      | owner   | bits 31–30: 0 EMPTY, 1 WRITING, 2 FULL, 3 READING; bits 29–0: pid of the writer or reader |
  * | 8      | data    | Fixed: `width` bytes (zero-padded); Variable: u32 length, then the message at 12; Empty: nothing |
+ *
+ * In a version-3 channel each slot holds one chunk. Its length word: bits 29–0 the chunk's
+ * bytes at 12 (at most the capacity), bit 30 MORE (chunks of the same message follow),
+ * bit 31 CONT (continues a message: not its first chunk). A first chunk with MORE set
+ * begins with an 8-byte prefix: u32 total length of the message (at 12), u32 its
+ * `sendSerial` (at 16); its bytes of the message follow at 20 (the chunk's length counts
+ * the prefix). A message of at most the capacity is one chunk, flags 0: the same bytes as
+ * version 2.
  *
  * A slot's state words and the first 56 bytes of a Fixed message (52 of a Variable one)
  * share one 64-byte cache line: a small message moves between cores in one line.
@@ -55,6 +83,8 @@
 
 export const MAGIC = 0x4d485343;
 export const VERSION = 2;
+/** Layout version of a chunked Variable channel (maxMessage > capacity): version 2 plus the chunk fields. */
+export const VERSION_CHUNKED = 3;
 
 /** Structure kinds (header byte 6). */
 export const enum Kind {
@@ -86,6 +116,7 @@ export const H = {
   INIT: 28,
   INIT_PID: 32,
   CLOSED: 36,
+  MAX_MESSAGE: 40,
   SIZE: 64,
 } as const;
 
@@ -101,7 +132,27 @@ export const W = {
   NOT_FULL_SEQ: 200 / 4,
   NOT_EMPTY_SEQ: 204 / 4,
   RECV_ACTIVE: 208 / 4,
+  SEND_LOCK: 212 / 4,
+  SEND_LOCK_WAITERS: 216 / 4,
+  SEND_DEATHS: 220 / 4,
+  SEND_SERIAL: 224 / 4,
+  RECV_LOCK: 228 / 4,
+  RECV_LOCK_WAITERS: 232 / 4,
+  RECV_DEATHS: 236 / 4,
 } as const;
+
+/** Version 3: bits of a slot's length word. */
+export const CHUNK_CONT = 0x80000000;
+export const CHUNK_MORE = 0x40000000;
+export const CHUNK_LENGTH_MASK = 0x3fffffff;
+/** Version 3: bytes of the prefix (total length, serial) of a first chunk with MORE set. */
+export const CHUNK_PREFIX = 8;
+/** Largest `maxMessage`: the total length field is 32 bits. */
+export const MAX_MESSAGE = 2 ** 32 - 1;
+/** Smallest capacity of a chunked channel: a first chunk carries its 8-byte prefix and at least some of the message. */
+export const MIN_CHUNKED_CAPACITY = 16;
+/** Largest capacity of a chunked channel: a chunk's length has 30 bits. */
+export const MAX_CHUNKED_CAPACITY = CHUNK_LENGTH_MASK;
 
 /** Indexes of 32-bit words in a mutex. */
 export const MW = {
@@ -159,6 +210,8 @@ export interface HeaderInfo {
   width: number;
   stride: number;
   totalSize: number;
+  /** Version 3 (chunked Variable channel): the largest message, more than `width`. Absent otherwise. */
+  maxMessage?: number;
 }
 
 /** Human name of a kind and payload ("SingleBuffered.Variable"). */
@@ -178,6 +231,7 @@ export function describeHeader(h: HeaderInfo): string {
   if (h.kind === Kind.Buffered) params.push(`depth ${h.depth}`);
   if (h.payload === Payload.Fixed) params.push(`width ${h.width}`);
   if (h.payload === Payload.Variable) params.push(`capacity ${h.width}`);
+  if (h.maxMessage !== undefined) params.push(`maxMessage ${h.maxMessage}`);
   return `${kindName(h.kind, h.payload)}${params.length ? `(${params.join(', ')})` : ''}`;
 }
 
@@ -199,6 +253,12 @@ export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean
     );
   }
   if (info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;
+  if (
+    info.maxMessage !== undefined &&
+    !(info.payload === Payload.Variable && info.width >= MIN_CHUNKED_CAPACITY && info.width <= MAX_CHUNKED_CAPACITY && info.maxMessage > info.width && info.maxMessage <= MAX_MESSAGE)
+  ) {
+    return false;
+  }
   return (
     info.payload <= Payload.Variable &&
     info.stride % 64 === 0 &&
