@@ -334,7 +334,9 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /**
    * Receives a message into `target` (no allocation), blocking while the channel is
-   * empty. `target` must hold the channel's width or capacity.
+   * empty. `target` must hold the channel's width or capacity. On a chunked channel
+   * (`maxMessage` above the capacity) any length will do: a message longer than `target`
+   * is refused with an {@link OutOfRangeError} naming its length, and stays in the channel.
    * @returns The number of bytes written into `target`.
    */
   recvIntoSync(target: Uint8Array, options?: SendOptions): number {
@@ -399,7 +401,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /**
    * A `stream.Writable` of bytes that sends each chunk written as a message (a chunk larger
-   * than the capacity as several), waiting for room; closes the channel when it finishes
+   * than {@link Channel.maxMessage} as several), waiting for room; closes the channel when it finishes
    * or is destroyed unless `close: false`. Variable kinds only. See streams.ts.
    */
   writable(options?: WritableOptions): ChannelWritable {
