@@ -316,6 +316,37 @@ it('a send aborted half-way: AbortError, receivers get nothing of it; a receive 
   assert.is((await b).error, undefined);
 });
 
+it('a receive whose time is up half-way through a message whose sender stalled (alive, stopped): TimeoutError saying so, that message dropped; the sender\'s send completes, the next message arrives whole', 15_000, async () => {
+  const { shm, ch } = setup(KINDS[2]);
+  const gate = gateAt(shm);
+  const a = h.start('chunk-party', 'send', { offset: CHANNEL_AT, gateOffset: 0, step: 'channel.chunk.send.between', nth: 2, tag: 'A', size: 5000 }, { shm, timeoutMs: 20_000 });
+  await gate.reached({ peer: a });
+  const t0 = performance.now();
+  await rejects(ch.recv({ timeout: 200 }), TimeoutError, /half-way through a message of 5000 bytes whose sender stalled/);
+  assert.ok(performance.now() - t0 < 2000, 'bounded: the deadline plus the stall bound');
+  gate.release();
+  const b = settle(ch.send(big('B', 700), { timeout: 5000 }));
+  assert.equal(await drain(ch, 400), ['B'], 'the rest of A dropped, B whole');
+  assert.ok((await a.result()).ok, 'A\'s send completed');
+  assert.is((await b).error, undefined);
+  // the same through sync and an abort
+  const c = h.start('chunk-party', 'send', { offset: CHANNEL_AT, gateOffset: 0, step: 'channel.chunk.send.between', nth: 2, tag: 'C', size: 5000 }, { shm, timeoutMs: 20_000 });
+  await gate.reached({ peer: c });
+  throws(() => ch.recvSync({ timeout: 100 }), TimeoutError, /half-way/);
+  gate.release();
+  assert.equal(await drain(ch, 300), [], 'the rest of C dropped');
+  assert.ok((await c.result()).ok);
+  const ac = new AbortController();
+  const d = h.start('chunk-party', 'send', { offset: CHANNEL_AT, gateOffset: 0, step: 'channel.chunk.send.between', nth: 2, tag: 'D', size: 5000 }, { shm, timeoutMs: 20_000 });
+  await gate.reached({ peer: d });
+  const r = ch.recv({ signal: ac.signal });
+  setTimeout(() => ac.abort(), 50);
+  await rejects(r, AbortError, /aborted half-way/);
+  gate.release();
+  assert.equal(await drain(ch, 300), [], 'the rest of D dropped');
+  assert.ok((await d.result()).ok);
+});
+
 it('close() half-way: the sender fails with ClosedWriteError, the receiver holding part of it with ChannelClosedError; whole messages already in are still received', 10_000, async () => {
   const { ch } = setup(KINDS[2]);
   ch.sendSync(big('whole', 300));

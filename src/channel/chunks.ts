@@ -32,8 +32,11 @@
  * (or whose receive was released) after its first chunk is lost, its remaining chunks
  * dropped by the next receiver. The deadline and the signal of a receive bound the wait
  * for a message to begin; once its first chunk is taken, the receive waits for the rest
- * for as long as its sender is alive and sending (the sender holds the whole message, so
- * the rest comes at the speed of the copies).
+ * past them for as long as chunks keep coming (the sender holds the whole message, so
+ * the rest comes at the speed of the copies). Past the deadline (or abort), a sender that
+ * stalls for {@link STALL_MS} between two chunks (alive, but not sending: stopped, its
+ * event loop blocked) ends the receive with a TimeoutError (AbortError), and that message
+ * is lost like one whose receiver died.
  *
  * Step names ({@link CHUNK_STEPS}) mark the gaps between shared-memory operations; the
  * slot steps of each chunk's claim, copy and publish are those of slot-protocol.ts.
@@ -96,7 +99,18 @@ class Assembly {
   serial = 0;
   /** recvInto's target, or null. */
   target: Uint8Array | null = null;
+  /** When the last chunk was taken (performance.now()). */
+  lastAt = 0;
+  /** Why the wait for the next chunk stopped: the message will not continue, or the receive gave up on a stalled sender. */
+  why: 'abandoned' | 'stalled' | 'aborted' = 'abandoned';
 }
+
+/**
+ * After its deadline (or abort), a receive that has begun a message still waits for its
+ * next chunk this long (ms): a sender that keeps sending is waited for, one that stalled
+ * (alive but not sending) is not.
+ */
+export const STALL_MS = 100;
 
 /** What to do with a message once whole: the Buffer, a string, or its length (recvInto). */
 type Result = Buffer | string | number;
@@ -298,7 +312,7 @@ export class Chunks {
     this.#receiving = true;
     const r = new Assembly();
     r.target = target;
-    const stop = this.#stopFor(r);
+    const stop = this.#stopFor(r, deadline, undefined);
     try {
       step('channel.chunk.recv.locked');
       for (;;) {
@@ -322,7 +336,7 @@ export class Chunks {
     this.#receiving = true;
     const r = new Assembly();
     r.target = target;
-    const stop = this.#stopFor(r);
+    const stop = this.#stopFor(r, deadline, signal);
     try {
       step('channel.chunk.recv.locked');
       for (;;) {
@@ -406,13 +420,29 @@ export class Chunks {
   #lastLook(r: Assembly): number {
     const pos = this.#p.claimRecv();
     if (pos >= 0) return pos;
+    const total = r.total;
     r.out = null;
     step('channel.chunk.recv.abandoned');
+    const why = `half-way through a message of ${total} bytes whose sender stalled (no chunk for ${STALL_MS} ms); what had arrived of it is dropped, and so will be its rest`;
+    if (r.why === 'stalled') throw new TimeoutError(`receive on ${this.#where()} timed out ${why}`);
+    if (r.why === 'aborted') throw new AbortError(`receive on ${this.#where()} aborted ${why}`);
     return pos;
   }
 
-  #stopFor(r: Assembly): () => boolean {
-    return () => !this.#coming(r.serial);
+  /** The stop test of a wait for the next chunk: the message will not continue, or the receive's time is up and its sender stalled. */
+  #stopFor(r: Assembly, deadline: number, signal: AbortSignal | undefined): () => boolean {
+    return () => {
+      if (!this.#coming(r.serial)) {
+        r.why = 'abandoned';
+        return true;
+      }
+      const now = performance.now();
+      if ((now >= deadline || signal?.aborted === true) && now - r.lastAt >= STALL_MS) {
+        r.why = now >= deadline ? 'stalled' : 'aborted';
+        return true;
+      }
+      return false;
+    };
   }
 
   /**
@@ -460,6 +490,7 @@ export class Chunks {
       if (r.got + length > r.total) return this.#corrupt(pos, r, `a chunk of ${length} bytes after ${r.got} of a ${r.total}-byte message`);
       this.#payloads.copyChunk(at, 0, length, r.out, r.got);
       r.got += length;
+      r.lastAt = performance.now();
       return this.#freed(pos, r, word);
     }
     // A first chunk. A partial message held now was abandoned by its sender.
@@ -481,6 +512,7 @@ export class Chunks {
     r.out = r.target ?? Buffer.allocUnsafe(total);
     r.total = total;
     r.got = length - skip;
+    r.lastAt = performance.now();
     this.#payloads.copyChunk(at, skip, r.got, r.out, 0);
     return this.#freed(pos, r, word);
   }
