@@ -5,7 +5,7 @@
  * @internal
  */
 import { processAlive } from '../sync/liveness.js';
-import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, VERSION, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, VERSION, VERSION_CHUNKED, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
 /** What the command reports about a structure. */
@@ -69,8 +69,8 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     return { found: false, reason: `found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be` };
   }
   const version = head.readUInt16LE(H.VERSION);
-  if (version !== VERSION) {
-    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads version ${VERSION} only` };
+  if (version !== VERSION && version !== VERSION_CHUNKED) {
+    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads versions ${VERSION} and ${VERSION_CHUNKED} (a chunked channel) only` };
   }
   const info: HeaderInfo = {
     kind: head.readUInt8(H.KIND),
@@ -80,6 +80,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     stride: head.readUInt32LE(H.STRIDE),
     totalSize: head.readUInt32LE(H.TOTAL),
   };
+  if (version === VERSION_CHUNKED) info.maxMessage = head.readUInt32LE(H.MAX_MESSAGE);
   const slots = head.readUInt32LE(H.SLOTS);
   const mutex = info.kind === Kind.Mutex;
   const watch = info.kind === Kind.Watch;
