@@ -29,6 +29,7 @@ import {
   Region,
   RegionUnmappedError,
   TimeoutError,
+  Watch,
 } from '../dist/index.js';
 import { H, W } from '../dist/channel/layout.js';
 import { harness, rejects, settle, throws, within } from './fixtures/channel-harness.js';
@@ -101,6 +102,21 @@ test('maxMessage equal to the capacity is an ordinary channel (layout version 2)
   attached.release();
   throws(() => new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, maxMessage: 5001, offset: 4096 }), LayoutError, /already a Buffered\.Variable\(depth 2, capacity 64, maxMessage 5000\); asked for .*maxMessage 5001/);
   throws(() => new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, offset: 4096 }), LayoutError, /already a .*maxMessage 5000/);
+});
+
+test('version 3 is for chunked channels only: a Watch or a channel of another payload whose header says 3 is corrupt', () => {
+  const shm = h.object();
+  new Watch(shm, { capacity: 64 }).release();
+  new Channel.SingleBuffered.Fixed(shm, { width: 64, offset: 4096 }).release();
+  const r = Region.map(shm, 0, shm.size);
+  h.defer(() => r.unmap());
+  const dv = new DataView(r.mapping.buffer, r.start, shm.size);
+  for (const at of [0, 4096]) {
+    dv.setUint16(at + H.VERSION, 3, true);
+    dv.setUint32(at + H.MAX_MESSAGE, 100_000, true);
+  }
+  throws(() => Watch.attach(shm), LayoutError, /corrupt/);
+  throws(() => Channel.attach(shm, { offset: 4096 }), LayoutError, /corrupt/);
 });
 
 it('a message larger than maxMessage: PayloadTooLargeError naming the limit, nothing sent (every send call)', 10_000, async () => {

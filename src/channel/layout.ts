@@ -1,6 +1,7 @@
 /**
- * Byte layout of the structures this library places in shared memory (layout version 2).
- * docs/layout.md holds the same tables for C programs. All fields are little-endian
+ * Byte layout of the structures this library places in shared memory (layout version 2,
+ * and 3 for a chunked channel). docs/layout.md holds the same tables for C programs, and
+ * docs/chunked-layout.md those of version 3. All fields are little-endian
  * 32-bit words (the byte order of every supported CPU), at offsets relative to the
  * structure's start, which is 16-byte aligned in the object.
  *
@@ -8,7 +9,7 @@
  * | offset | field       | type | written by                | meaning |
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
- * | 4      | version     | u16  | initialiser, once         | layout version, 2 |
+ * | 4      | version     | u16  | initialiser, once         | layout version, 2 (3: a chunked channel) |
  * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
@@ -240,6 +241,7 @@ export function describeHeader(h: HeaderInfo): string {
  * and payload, and sizes that agree with each other (`slotsOffset` as read from byte 20).
  */
 export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean {
+  if (info.maxMessage !== undefined && info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;
   if (info.kind === Kind.Mutex) return info.totalSize === MUTEX_SIZE;
   if (info.kind === Kind.Watch) {
     // Two value buffers laid out as the slots of a Variable channel of depth 2.
