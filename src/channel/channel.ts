@@ -12,8 +12,9 @@ import { futexWake } from '../sync/futex.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
 import { CHANNEL_COUNTS, SharedCounts } from './counts.js';
 import { Kind, kindName, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
+import { Chunks } from './chunks.js';
 import { Payloads, type Message } from './payload.js';
-import { gemShape } from './shapes.js';
+import { gemShape, withMaxMessage } from './shapes.js';
 import { CLAIM_CLOSED, SlotProtocol } from './slot-protocol.js';
 import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from './structure.js';
 import { Waits } from './waiting.js';
@@ -133,6 +134,8 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   readonly #waits: Waits;
   readonly #counts: SharedCounts;
   readonly #rendezvous: boolean;
+  /** A chunked channel's protocol (layout version 3); `undefined` for every other channel. */
+  readonly #chunks: Chunks | undefined;
   readonly #released = new AbortController();
   readonly #forget: () => void;
 
@@ -140,15 +143,15 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    * The gem's `Channel.new(shm, depth:, width:)`: creates (or attaches to) the channel
    * of the kind that `depth` and `width` select, like {@link Channel.create}.
    */
-  constructor(shm: SharedMemory, options: ChannelOptions & { depth: number; width: number });
+  constructor(shm: SharedMemory, options: ChannelOptions & { depth: number; width: number; maxMessage?: number });
   /** @internal */
   constructor(shm: SharedMemory, options: ChannelOptions, internal: typeof INTERNAL, wanted: HeaderInfo | null);
   constructor(shm: SharedMemory, options: ChannelOptions & { depth?: number; width?: number }, internal?: typeof INTERNAL, wanted?: HeaderInfo | null) {
     if (!(shm instanceof SharedMemory)) throw new InvalidArgumentError(`a channel needs a SharedMemory, got ${describe(shm)}`);
     if (internal !== INTERNAL) {
-      const o = checkOptions<ChannelOptions & { depth: number; width: number }>('options', options, ['depth', 'width', 'offset', 'autosize']);
+      const o = checkOptions<ChannelOptions & { depth: number; width: number; maxMessage: number }>('options', options, ['depth', 'width', 'offset', 'autosize', 'maxMessage']);
       if (options === undefined) throw new InvalidArgumentError('new Channel(shm, options) needs options.depth and options.width (the gem\'s Channel.new), or use a kind: new Channel.SingleBuffered.Variable(shm, { capacity })');
-      wanted = gemShape(o.depth, o.width);
+      wanted = withMaxMessage(gemShape(o.depth, o.width), o.maxMessage);
       options = { offset: o.offset, autosize: o.autosize };
     }
     const offset = checkIndex('options.offset', options.offset ?? 0);
@@ -171,11 +174,17 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const buffer = this.region.mapping.buffer!;
     this.#w = new Int32Array(buffer, this.region.start, total / 4);
     this.protocol = new SlotProtocol(this.#w, this.region.address, this.info.depth, this.info.stride);
-    this.#payloads = new Payloads(buffer, this.region.start, total, this.info.payload, this.info.width, this.kind);
+    this.#payloads = new Payloads(buffer, this.region.start, total, this.info.payload, this.info.width, this.kind, this.info.maxMessage);
     const mapped = (): boolean => this.region.isMapped;
     this.#counts = new SharedCounts(this.#w, mapped, CHANNEL_COUNTS);
     this.#waits = new Waits(this.protocol, this.#counts, () => this.#where(), mapped, this.#released.signal);
     this.#rendezvous = this.info.kind === Kind.Unbuffered;
+    this.#chunks =
+      this.info.maxMessage === undefined
+        ? undefined
+        : new Chunks(this.protocol, this.#waits, this.#payloads, this.info.width, this.info.maxMessage, this.#rendezvous, `${this.region.mapping.objectKey}:${offset}`, () => this.#where(), () => {
+            if (!this.region.isMapped) throw new RegionUnmappedError(`${this.#where()} was released`);
+          });
     // Every pending async wait of this handle listens to it; any number may be pending.
     setMaxListeners(0, this.#released.signal);
   }
@@ -193,6 +202,14 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   /** Fixed: bytes per message. Variable: capacity. Empty: 0. */
   get width(): number {
     return this.info.width;
+  }
+
+  /**
+   * The largest message: the capacity, or the `maxMessage` the channel was created with
+   * (a chunked channel: longer messages go as several chunks). Fixed: the width. Empty: 0.
+   */
+  get maxMessage(): number {
+    return this.info.maxMessage ?? this.info.width;
   }
 
   /** Byte offset of the channel in the object. */
@@ -251,6 +268,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#words();
     this.#payloads.check(data);
     const deadline = deadlineOf(options === undefined ? undefined : checkOptions<SendOptions>('options', options, SEND_KEYS).timeout);
+    if (this.#chunks !== undefined) return this.#chunks.sendSync(data, deadline);
     const pos = this.#waits.acquireSync(true, deadline);
     this.#payloads.fill(this.protocol.slotByte(pos), data);
     this.protocol.publish(pos);
@@ -267,6 +285,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#payloads.check(data);
     const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
     const deadline = deadlineOf(opts.timeout);
+    if (this.#chunks !== undefined) return this.#chunks.send(data, deadline, opts.signal);
     const pos = await this.#waits.acquireAsync(true, deadline, opts.signal, (at) => {
       this.#payloads.fill(this.protocol.slotByte(at), data);
       this.protocol.publish(at);
@@ -288,6 +307,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   trySend(data?: Message): boolean {
     const w = this.#words();
     this.#payloads.check(data);
+    if (this.#chunks !== undefined) return this.#chunks.trySend(data);
     if (this.#rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) {
       if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
       return false;
@@ -313,19 +333,23 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#words();
     const opts = options === undefined ? NO_OPTIONS : checkOptions<RecvOptions>('options', options, RECV_KEYS);
     const encoding = checkEncoding(opts.encoding);
+    if (this.#chunks !== undefined) return this.#chunks.recvSync(deadlineOf(opts.timeout), encoding, null) as Buffer | string;
     const pos = this.#waits.receiveSync(this.#rendezvous, deadlineOf(opts.timeout));
     return this.#take(pos, encoding, null) as Buffer | string;
   }
 
   /**
    * Receives a message into `target` (no allocation), blocking while the channel is
-   * empty. `target` must hold the channel's width or capacity.
+   * empty. `target` must hold the channel's width or capacity. On a chunked channel
+   * (`maxMessage` above the capacity) any length will do: a message longer than `target`
+   * is refused with an {@link OutOfRangeError} naming its length, and stays in the channel.
    * @returns The number of bytes written into `target`.
    */
   recvIntoSync(target: Uint8Array, options?: SendOptions): number {
     this.#words();
     this.#payloads.checkTarget(target);
     const deadline = deadlineOf(options === undefined ? undefined : checkOptions<SendOptions>('options', options, SEND_KEYS).timeout);
+    if (this.#chunks !== undefined) return this.#chunks.recvSync(deadline, undefined, target) as number;
     const pos = this.#waits.receiveSync(this.#rendezvous, deadline);
     return this.#take(pos, undefined, target) as number;
   }
@@ -340,6 +364,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#words();
     const opts = options === undefined ? NO_OPTIONS : checkOptions<RecvOptions>('options', options, RECV_KEYS);
     const encoding = checkEncoding(opts.encoding);
+    if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, encoding, null) as Promise<Buffer | string>;
     return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, encoding, null) as Buffer | string);
   }
 
@@ -348,6 +373,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#words();
     this.#payloads.checkTarget(target);
     const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
+    if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, undefined, target) as Promise<number>;
     return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target) as number);
   }
 
@@ -360,6 +386,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   tryRecv(options?: { encoding?: BufferEncoding }): Buffer | string | undefined {
     this.#words();
     const encoding = checkEncoding(options === undefined ? undefined : checkOptions<RecvOptions>('options', options, ['encoding']).encoding);
+    if (this.#chunks !== undefined) return this.#chunks.tryRecv(encoding);
     const pos = this.protocol.claimRecv();
     return pos >= 0 ? (this.#take(pos, encoding, null) as Buffer | string) : undefined;
   }
@@ -380,7 +407,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /**
    * A `stream.Writable` of bytes that sends each chunk written as a message (a chunk larger
-   * than the capacity as several), waiting for room; closes the channel when it finishes
+   * than {@link Channel.maxMessage} as several), waiting for room; closes the channel when it finishes
    * or is destroyed unless `close: false`. Variable kinds only. See streams.ts.
    */
   writable(options?: WritableOptions): ChannelWritable {
@@ -432,6 +459,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   release(): void {
     if (!this.region.isMapped) return;
+    this.#chunks?.letGo();
     this.#counts.giveBack();
     this.#counts.forget();
     this.#forget();

@@ -52,8 +52,8 @@ const V8_CODEC: Codec = {
  *
  * The channel must be a Variable kind (a message's length is part of what is encoded).
  * Each value is encoded before anything is claimed in the channel: a value the codec
- * refuses throws {@link EncodeError}, one whose encoding exceeds the capacity
- * {@link PayloadTooLargeError}, and in both cases nothing was sent. A message the codec
+ * refuses throws {@link EncodeError}, one whose encoding exceeds the channel's largest
+ * message (its capacity, or the `maxMessage` of a chunked channel) {@link PayloadTooLargeError}, and in both cases nothing was sent. A message the codec
  * cannot decode throws {@link DecodeError}; it was taken from the channel all the same.
  */
 export class CodecChannel<T = unknown> implements AsyncIterable<T>, Disposable {

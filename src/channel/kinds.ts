@@ -8,11 +8,12 @@
  * using every kind still runs one monomorphic hot path); `instanceof` a kind still works.
  * @module
  */
+import { InvalidArgumentError } from '../errors.js';
 import type { SharedMemory } from '../shared-memory/shared-memory.js';
 import { checkOptions } from '../validate.js';
 import { Channel, openChannel, type ChannelOptions } from './channel.js';
 import { Kind, kindName, Payload, type HeaderInfo } from './layout.js';
-import { count, MAX_DEPTH, MAX_WIDTH, shape } from './shapes.js';
+import { count, MAX_DEPTH, MAX_WIDTH, shape, withMaxMessage } from './shapes.js';
 
 export { MAX_DEPTH, MAX_WIDTH } from './shapes.js';
 
@@ -23,8 +24,15 @@ export interface FixedOptions extends ChannelOptions {
 }
 /** Options of a Variable channel: `capacity` is the largest message. */
 export interface VariableOptions extends ChannelOptions {
-  /** Largest message in bytes. */
+  /** Bytes of one slot: the largest message, unless `maxMessage` is larger. */
   capacity: number;
+  /**
+   * Largest message in bytes, up to 2^32 − 1; default `capacity`. A larger value makes a
+   * chunked channel: a message longer than the capacity is sent as consecutive chunks of
+   * at most `capacity` bytes and received whole (see docs/api/channel.md, "Messages larger
+   * than a slot"). Every process attaching must agree (it is stored in the header).
+   */
+  maxMessage?: number;
 }
 /** Options of a Buffered channel. */
 export interface DepthOptions {
@@ -39,11 +47,15 @@ function open(kind: Kind, payload: Payload, shm: SharedMemory, options: unknown)
   const keys: (keyof AnyOptions)[] = ['offset', 'autosize'];
   if (kind === Kind.Buffered) keys.push('depth');
   if (payload === Payload.Fixed) keys.push('width');
-  if (payload === Payload.Variable) keys.push('capacity');
+  if (payload === Payload.Variable) keys.push('capacity', 'maxMessage');
+  // maxMessage on a Fixed or Empty kind: say why rather than "unknown option".
+  if (payload !== Payload.Variable && options !== null && typeof options === 'object' && 'maxMessage' in options) {
+    throw new InvalidArgumentError(`options.maxMessage applies to Variable channels only (their messages keep their length); ${kindName(kind, payload)} has no capacity to exceed`);
+  }
   const o = checkOptions<AnyOptions>('options', options, keys);
   const depth = kind === Kind.Buffered ? count('options.depth', o.depth, 2, MAX_DEPTH) : 1;
   const width = payload === Payload.Fixed ? count('options.width', o.width, 1, MAX_WIDTH) : payload === Payload.Variable ? count('options.capacity', o.capacity, 1, MAX_WIDTH) : 0;
-  const wanted: HeaderInfo = shape(kind, payload, depth, width);
+  const wanted: HeaderInfo = withMaxMessage(shape(kind, payload, depth, width), o.maxMessage);
   return openChannel(shm, wanted, { offset: o.offset, autosize: o.autosize });
 }
 

@@ -1,6 +1,7 @@
 /**
- * Byte layout of the structures this library places in shared memory (layout version 2).
- * docs/layout.md holds the same tables for C programs. All fields are little-endian
+ * Byte layout of the structures this library places in shared memory (layout version 2,
+ * and 3 for a chunked channel). docs/layout.md holds the same tables for C programs, and
+ * docs/chunked-layout.md those of version 3. All fields are little-endian
  * 32-bit words (the byte order of every supported CPU), at offsets relative to the
  * structure's start, which is 16-byte aligned in the object.
  *
@@ -8,7 +9,7 @@
  * | offset | field       | type | written by                | meaning |
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
- * | 4      | version     | u16  | initialiser, once         | layout version: 2; 3 for a Mutex, Watch or Heap (tagged lock words) |
+ * | 4      | version     | u16  | initialiser, once         | layout version: 2; 3 for a chunked channel (below), and for a Mutex, Watch or Heap (tagged lock words) |
  * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch, 40 Broadcast, 48 Heap |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
@@ -19,6 +20,17 @@
  * | 28     | initState   | u32  | initialiser               | 0 none, 1 initialising, 2 ready (stored last, release order) |
  * | 32     | initPid     | u32  | initialiser               | process that initialised it |
  * | 36     | closed      | u32  | `close()`, any process    | 0 open, 1 closed |
+ * | 40     | maxMessage  | u32  | initialiser, once         | version 3 only (a chunked Variable channel): the largest message, > width; version 2: 0, ignored |
+ *
+ * ## Layout versions 2 and 3
+ * Channels and Broadcasts are version 2, except a Variable channel created with
+ * `maxMessage` larger than its capacity: version 3, which is version 2 plus `maxMessage`
+ * at 40, the chunk words at 212–236 and the chunk flags in each slot's length word
+ * (below). A Mutex, a Watch and a Heap are version 3: version 2 with a tag beside the pid
+ * in their lock words (sync/robust-lock.ts); a chunked channel's lock words carry it too. A reader of
+ * version 2 only (an older library, a C program written for version 2) refuses it by its
+ * version instead of misreading a chunk as a message; channels without `maxMessage` stay
+ * version 2 and work with them unchanged.
  *
  * ## Channel control words (each group on its own 64-byte cache line)
  * | offset | field        | written by                         | meaning |
@@ -31,12 +43,31 @@
  * | 204    | notEmptySeq  | see recvWaiters, `close()`         | futex word receivers sleep on |
  * | 208    | recvActive   | receivers of an Unbuffered channel | receives in progress: `trySend` offers only when non-zero |
  *
+ * ## Chunk words (version 3 only; zero and unused in version 2)
+ * | offset | field         | written by                       | meaning |
+ * |-------:|---------------|----------------------------------|---------|
+ * | 212    | sendLock      | senders (CAS)                    | robust lock (sync/robust-lock.ts): 0 free, else the lock word (pid and tag) of the sender whose message is going out |
+ * | 216    | sendWaiters   | senders sleeping on `sendLock`   | count; the unlocker wakes one when non-zero |
+ * | 220    | sendDeaths    | a sender taking over             | senders that died holding `sendLock` |
+ * | 224    | sendSerial    | the holder of `sendLock`         | serial of the message being sent; bumped (seq-cst) before its first chunk is claimed, and once more when its sender gives it up |
+ * | 228    | recvLock      | receivers (CAS)                  | robust lock: 0 free, else the lock word of the receiver taking (reassembling) a message |
+ * | 232    | recvWaiters   | receivers sleeping on `recvLock` | count, as sendWaiters |
+ * | 236    | recvDeaths    | a receiver taking over           | receivers that died holding `recvLock` |
+ *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field   | meaning |
  * |-------:|---------|---------|
  * | 0      | seq     | lap sequence: 2·lap when free for position lap·depth + i, 2·lap + 1 once that position's message is published (modulo 2·⌊2^30 / depth⌋) |
  * | 4      | owner   | bits 31–30: 0 EMPTY, 1 WRITING, 2 FULL, 3 READING; bits 29–0: pid of the writer or reader |
  * | 8      | data    | Fixed: `width` bytes (zero-padded); Variable: u32 length, then the message at 12; Empty: nothing |
+ *
+ * In a version-3 channel each slot holds one chunk. Its length word: bits 29–0 the chunk's
+ * bytes at 12 (at most the capacity), bit 30 MORE (chunks of the same message follow),
+ * bit 31 CONT (continues a message: not its first chunk). A first chunk with MORE set
+ * begins with an 8-byte prefix: u32 total length of the message (at 12), u32 its
+ * `sendSerial` (at 16); its bytes of the message follow at 20 (the chunk's length counts
+ * the prefix). A message of at most the capacity is one chunk, flags 0: the same bytes as
+ * version 2.
  *
  * A slot's state words and the first 56 bytes of a Fixed message (52 of a Variable one)
  * share one 64-byte cache line: a small message moves between cores in one line.
@@ -67,6 +98,32 @@ export const VERSION = 2;
  * sync/robust-lock.ts). A reader of version 2 would take a tagged word for a dead pid.
  */
 export const VERSION_TAGGED_LOCK = 3;
+/** Layout version of a chunked Variable channel (maxMessage > capacity): version 2 plus the chunk fields. */
+export const VERSION_CHUNKED = 3;
+/** The layout versions this library reads (and writes) a structure of this kind as. */
+export function versionsOf(kind: number): readonly number[] {
+  if (kind === Kind.Mutex || kind === Kind.Watch || kind === Kind.Heap) return TAGGED_LOCK_VERSIONS;
+  if (kind === Kind.Unbuffered || kind === Kind.SingleBuffered || kind === Kind.Buffered) return CHANNEL_VERSIONS;
+  return PLAIN_VERSIONS;
+}
+const TAGGED_LOCK_VERSIONS = Object.freeze([VERSION_TAGGED_LOCK]);
+const CHANNEL_VERSIONS = Object.freeze([VERSION, VERSION_CHUNKED]);
+const PLAIN_VERSIONS = Object.freeze([VERSION]);
+
+/** The layout version a new structure of this kind is written with. */
+export function versionFor(kind: number, chunked: boolean): number {
+  return chunked ? VERSION_CHUNKED : versionsOf(kind)[0]!;
+}
+
+/** Whether a header of this kind and version is a chunked channel's. */
+export function isChunked(kind: number, version: number): boolean {
+  return version === VERSION_CHUNKED && versionsOf(kind) === CHANNEL_VERSIONS;
+}
+
+/** What a reader of this kind accepts, in words ("version 2 or 3"). */
+export function describeVersions(kind: number): string {
+  return versionsOf(kind).join(' or ');
+}
 
 /** Structure kinds (header byte 6). */
 export const enum Kind {
@@ -77,11 +134,6 @@ export const enum Kind {
   Watch = 32,
   Broadcast = 40,
   Heap = 48,
-}
-
-/** The layout version a structure of this kind is written with and read as. */
-export function versionOf(kind: number): number {
-  return kind === Kind.Mutex || kind === Kind.Watch || kind === Kind.Heap ? VERSION_TAGGED_LOCK : VERSION;
 }
 
 /** Payload kinds (header byte 7). */
@@ -105,6 +157,7 @@ export const H = {
   INIT: 28,
   INIT_PID: 32,
   CLOSED: 36,
+  MAX_MESSAGE: 40,
   SIZE: 64,
 } as const;
 
@@ -120,7 +173,27 @@ export const W = {
   NOT_FULL_SEQ: 200 / 4,
   NOT_EMPTY_SEQ: 204 / 4,
   RECV_ACTIVE: 208 / 4,
+  SEND_LOCK: 212 / 4,
+  SEND_LOCK_WAITERS: 216 / 4,
+  SEND_DEATHS: 220 / 4,
+  SEND_SERIAL: 224 / 4,
+  RECV_LOCK: 228 / 4,
+  RECV_LOCK_WAITERS: 232 / 4,
+  RECV_DEATHS: 236 / 4,
 } as const;
+
+/** Version 3: bits of a slot's length word. */
+export const CHUNK_CONT = 0x80000000;
+export const CHUNK_MORE = 0x40000000;
+export const CHUNK_LENGTH_MASK = 0x3fffffff;
+/** Version 3: bytes of the prefix (total length, serial) of a first chunk with MORE set. */
+export const CHUNK_PREFIX = 8;
+/** Largest `maxMessage`: the total length field is 32 bits. */
+export const MAX_MESSAGE = 2 ** 32 - 1;
+/** Smallest capacity of a chunked channel: a first chunk carries its 8-byte prefix and at least some of the message. */
+export const MIN_CHUNKED_CAPACITY = 16;
+/** Largest capacity of a chunked channel: a chunk's length has 30 bits. */
+export const MAX_CHUNKED_CAPACITY = CHUNK_LENGTH_MASK;
 
 /** Indexes of 32-bit words in a mutex. */
 export const MW = {
@@ -178,6 +251,8 @@ export interface HeaderInfo {
   width: number;
   stride: number;
   totalSize: number;
+  /** Version 3 (chunked Variable channel): the largest message, more than `width`. Absent otherwise. */
+  maxMessage?: number;
 }
 
 /** Human name of a kind and payload ("SingleBuffered.Variable"). */
@@ -201,6 +276,7 @@ export function describeHeader(h: HeaderInfo): string {
   if (h.kind === Kind.Buffered) params.push(`depth ${h.depth}`);
   if (h.payload === Payload.Fixed) params.push(`width ${h.width}`);
   if (h.payload === Payload.Variable) params.push(`capacity ${h.width}`);
+  if (h.maxMessage !== undefined) params.push(`maxMessage ${h.maxMessage}`);
   return `${kindName(h.kind, h.payload)}${params.length ? `(${params.join(', ')})` : ''}`;
 }
 
@@ -209,6 +285,7 @@ export function describeHeader(h: HeaderInfo): string {
  * and payload, and sizes that agree with each other (`slotsOffset` as read from byte 20).
  */
 export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean {
+  if (info.maxMessage !== undefined && info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;
   if (info.kind === Kind.Mutex) return info.totalSize === MUTEX_SIZE;
   if (info.kind === Kind.Heap) {
     // src/heap/layout.ts: depth = name entries, blocks from slotsOffset (after a 2304-byte control area).
@@ -242,6 +319,12 @@ export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean
     );
   }
   if (info.kind !== Kind.Unbuffered && info.kind !== Kind.SingleBuffered && info.kind !== Kind.Buffered) return false;
+  if (
+    info.maxMessage !== undefined &&
+    !(info.payload === Payload.Variable && info.width >= MIN_CHUNKED_CAPACITY && info.width <= MAX_CHUNKED_CAPACITY && info.maxMessage > info.width && info.maxMessage <= MAX_MESSAGE)
+  ) {
+    return false;
+  }
   return (
     info.payload <= Payload.Variable &&
     info.stride % 64 === 0 &&

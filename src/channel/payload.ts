@@ -8,7 +8,7 @@
 import { InvalidArgumentError, LayoutError, OutOfRangeError, PayloadTooLargeError } from '../errors.js';
 import { describe } from '../validate.js';
 import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
-import { dataOffset, Payload, SLOT_HEADER } from './layout.js';
+import { CHUNK_LENGTH_MASK, CHUNK_MORE, CHUNK_PREFIX, dataOffset, Payload, SLOT_HEADER } from './layout.js';
 
 
 /** A message accepted by `send`: a string (sent as UTF-8) or any view of bytes. */
@@ -20,6 +20,8 @@ export class Payloads {
   readonly #dv: DataView;
   readonly #payload: Payload;
   readonly #width: number;
+  /** The largest message: the width, or a chunked channel's maxMessage. */
+  readonly #limit: number;
   readonly #data: number;
   readonly #kind: string;
   readonly #i32: Int32Array;
@@ -28,13 +30,14 @@ export class Payloads {
   readonly #source = new ViewCache();
   readonly #target = new ViewCache();
 
-  constructor(buffer: ArrayBuffer, start: number, length: number, payload: Payload, width: number, kind: string) {
+  constructor(buffer: ArrayBuffer, start: number, length: number, payload: Payload, width: number, kind: string, limit = width) {
     this.#u8 = new Uint8Array(buffer, start, length);
     this.#buf = Buffer.from(buffer, start, length);
     this.#dv = new DataView(buffer, start, length);
     this.#i32 = new Int32Array(buffer, start, length >>> 2);
     this.#payload = payload;
     this.#width = width;
+    this.#limit = limit;
     this.#data = dataOffset(payload);
     this.#kind = kind;
   }
@@ -49,11 +52,11 @@ export class Payloads {
       throw new PayloadTooLargeError(`a ${this.#kind} channel carries no data; send() takes no message`);
     }
     let length: number;
-    if (typeof data === 'string') length = data.length * 3 <= this.#width ? data.length : Buffer.byteLength(data);
+    if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
     else if (ArrayBuffer.isView(data)) length = data.byteLength;
     else throw new InvalidArgumentError(`a message must be a string or an ArrayBufferView (Buffer, Uint8Array, ...), got ${describe(data)}`);
-    if (length > this.#width) {
-      const what = this.#payload === Payload.Fixed ? `width of ${this.#width}` : `capacity of ${this.#width}`;
+    if (length > this.#limit) {
+      const what = this.#payload === Payload.Fixed ? `width of ${this.#width}` : this.#limit > this.#width ? `maxMessage of ${this.#limit}` : `capacity of ${this.#width}`;
       throw new PayloadTooLargeError(`a message of ${typeof data === 'string' ? Buffer.byteLength(data) : length} bytes exceeds this ${this.#kind} channel's ${what} bytes; nothing was sent`);
     }
     return length;
@@ -99,10 +102,65 @@ export class Payloads {
     return out;
   }
 
-  /** Checks a receive target before anything is claimed. */
+  /**
+   * Checks a receive target before anything is claimed. A chunked channel takes a target
+   * of any length: a message longer than it is left in the channel (see chunks.ts).
+   */
   checkTarget(target: unknown): void {
     if (!(target instanceof Uint8Array)) throw new InvalidArgumentError(`target must be a Uint8Array or Buffer, got ${describe(target)}`);
+    if (this.#limit > this.#width) return;
     if (target.length < this.#width) throw new OutOfRangeError(`target holds ${target.length} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
+  }
+
+  // ---- chunks (version 3) -----------------------------------------------------------
+
+  /** The length word of the slot at byte `at`: chunk flags and length. */
+  chunkWord(at: number): number {
+    return this.#dv.getUint32(at + SLOT_HEADER, true);
+  }
+
+  /** Bytes of the message in a first chunk with MORE set, from its prefix. */
+  chunkTotal(at: number): number {
+    return this.#dv.getUint32(at + this.#data, true);
+  }
+
+  /** The serial in a first chunk's prefix. */
+  chunkSerial(at: number): number {
+    return this.#dv.getUint32(at + this.#data + 4, true) | 0;
+  }
+
+  /**
+   * Copies `n` bytes of `src` from `from` into the slot at byte `at` as one chunk with
+   * `flags`; a first chunk of several (flags MORE alone) gets its prefix first: the total
+   * length and `serial`.
+   */
+  fillChunk(at: number, src: Uint8Array, from: number, n: number, flags: number, serial: number): void {
+    let start = at + this.#data;
+    let length = n;
+    if (flags === CHUNK_MORE) {
+      this.#dv.setUint32(start, src.length, true);
+      this.#dv.setUint32(start + 4, serial, true);
+      start += CHUNK_PREFIX;
+      length += CHUNK_PREFIX;
+    }
+    copyIn(this.#i32, this.#u8, start, from === 0 && n === src.length ? src : src.subarray(from, from + n), this.#source);
+    this.#dv.setUint32(at + SLOT_HEADER, (length | flags) >>> 0, true);
+  }
+
+  /** Copies `n` chunk bytes from `skip` bytes into the chunk's data of the slot at byte `at` into `target` at `into`. */
+  copyChunk(at: number, skip: number, n: number, target: Uint8Array, into: number): void {
+    const start = at + this.#data + skip;
+    if (into === 0 && n === target.length) copyOut(this.#i32, this.#u8, start, n, target, this.#target);
+    else target.set(this.#u8.subarray(start, start + n), into);
+  }
+
+  /** The chunk length in a length word, checked against the capacity. */
+  chunkLength(word: number, slot: number): number {
+    const length = word & CHUNK_LENGTH_MASK;
+    if (length > this.#width) {
+      throw new LayoutError(`slot ${slot} of the ${this.#kind} channel holds a chunk of ${length} bytes, more than its capacity ${this.#width}: the channel's memory was overwritten`);
+    }
+    return length;
   }
 }
 

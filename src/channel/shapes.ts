@@ -6,7 +6,7 @@
  */
 import { InvalidArgumentError, OutOfRangeError } from '../errors.js';
 import { describe } from '../validate.js';
-import { Kind, Payload, SLOTS_OFFSET, slotStride, type HeaderInfo } from './layout.js';
+import { Kind, MAX_CHUNKED_CAPACITY, MAX_MESSAGE, MIN_CHUNKED_CAPACITY, Payload, SLOTS_OFFSET, slotStride, type HeaderInfo } from './layout.js';
 
 /** Largest message width or capacity: 1 GiB. */
 export const MAX_WIDTH = 2 ** 30;
@@ -40,4 +40,24 @@ export function gemShape(depth: unknown, width: unknown): HeaderInfo {
   const kind = depth === 0 ? Kind.Unbuffered : depth === 1 ? Kind.SingleBuffered : Kind.Buffered;
   const payload = width === 0 ? Payload.Empty : width > 0 ? Payload.Fixed : Payload.Variable;
   return shape(kind, payload, Math.max(1, depth), Math.abs(width));
+}
+
+/**
+ * The header of a Variable channel that carries messages of up to `maxMessage` bytes, in
+ * chunks of its capacity (`undefined` or equal to the capacity: an ordinary channel).
+ * Checked before anything is mapped.
+ */
+export function withMaxMessage(info: HeaderInfo, maxMessage: unknown): HeaderInfo {
+  if (maxMessage === undefined) return info;
+  if (typeof maxMessage !== 'number' || !Number.isSafeInteger(maxMessage)) throw new InvalidArgumentError(`options.maxMessage must be an integer (bytes), got ${describe(maxMessage)}`);
+  if (info.payload !== Payload.Variable) {
+    throw new InvalidArgumentError(`options.maxMessage applies to Variable channels only (their messages keep their length); this is a ${info.payload === Payload.Fixed ? 'Fixed' : 'Empty'} channel`);
+  }
+  if (maxMessage < info.width) throw new OutOfRangeError(`options.maxMessage must be at least the capacity (${info.width}), got ${maxMessage}`);
+  if (maxMessage > MAX_MESSAGE) throw new OutOfRangeError(`options.maxMessage must be at most ${MAX_MESSAGE} (the total length is a 32-bit field), got ${maxMessage}`);
+  if (maxMessage === info.width) return info;
+  if (info.width < MIN_CHUNKED_CAPACITY || info.width > MAX_CHUNKED_CAPACITY) {
+    throw new OutOfRangeError(`a channel with maxMessage above its capacity needs a capacity from ${MIN_CHUNKED_CAPACITY} to ${MAX_CHUNKED_CAPACITY} bytes (its chunks), got ${info.width}`);
+  }
+  return { ...info, maxMessage };
 }

@@ -1,6 +1,8 @@
 /**
  * Node streams over a channel: `ch.writable()` sends each chunk written as a message
- * (split into several when it is larger than the capacity), `ch.readable()` pushes each
+ * (split into several when it is larger than the channel's largest message: its capacity,
+ * or the `maxMessage` of a chunked channel, which thus carries each write of up to
+ * `maxMessage` bytes as one message), `ch.readable()` pushes each
  * message received. Both move bytes (object mode off) and follow the channel's
  * back-pressure: a write completes once its message is in the channel, and the readable
  * receives only while its buffer is below its high-water mark.
@@ -64,9 +66,9 @@ export class ChannelWritable extends Writable {
     );
   }
 
-  /** Sends `chunk` as one message, or as consecutive messages of at most the capacity. */
+  /** Sends `chunk` as one message, or as consecutive messages of at most the largest message (capacity or maxMessage). */
   async #sendAll(chunk: Buffer): Promise<void> {
-    const max = this.#ch.width;
+    const max = this.#ch.maxMessage;
     const signal = this.#stop.signal;
     for (let at = 0; at < chunk.length; at += max) {
       const piece = chunk.length <= max ? chunk : chunk.subarray(at, at + max);

@@ -9,7 +9,7 @@ import { Region } from '../region/region.js';
 import type { SharedMemory } from '../shared-memory/shared-memory.js';
 import { conflicts, findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/liveness.js';
-import { describeHeader, H, headerConsistent, kindName, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, versionOf, W, type HeaderInfo } from './layout.js';
+import { describeHeader, describeVersions, H, headerConsistent, isChunked, kindName, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, versionFor, versionsOf, W, type HeaderInfo } from './layout.js';
 
 const pause = new Int32Array(new SharedArrayBuffer(4));
 
@@ -25,9 +25,9 @@ export function readHeader(region: Region): HeaderInfo {
     throw new LayoutError(`no concurrent-shm structure ${where(region)}: found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be`);
   }
   const version = dv.getUint16(H.VERSION, true);
-  const expected = versionOf(dv.getUint8(H.KIND));
-  if (version !== expected) {
-    throw new LayoutError(`the structure ${where(region)} has layout version ${version}; this version of concurrent-shm reads a ${kindName(dv.getUint8(H.KIND), dv.getUint8(H.PAYLOAD))} of version ${expected} only`);
+  const kind = dv.getUint8(H.KIND);
+  if (!versionsOf(kind).includes(version)) {
+    throw new LayoutError(`the structure ${where(region)} has layout version ${version}; this version of concurrent-shm reads a ${kindName(kind, dv.getUint8(H.PAYLOAD))} of version ${describeVersions(kind)} only`);
   }
   const info: HeaderInfo = {
     kind: dv.getUint8(H.KIND),
@@ -37,8 +37,10 @@ export function readHeader(region: Region): HeaderInfo {
     stride: dv.getUint32(H.STRIDE, true),
     totalSize: dv.getUint32(H.TOTAL, true),
   };
+  // Version 3 is a chunked Variable channel: version 2 plus its largest message.
+  if (isChunked(info.kind, version)) info.maxMessage = dv.getUint32(H.MAX_MESSAGE, true);
   const consistent = headerConsistent(info, dv.getUint32(H.SLOTS, true));
-  if (!consistent) throw new LayoutError(`the header ${where(region)} is corrupt (kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, slots at ${dv.getUint32(H.SLOTS, true)}, size ${info.totalSize})`);
+  if (!consistent) throw new LayoutError(`the header ${where(region)} is corrupt (version ${version}, kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, slots at ${dv.getUint32(H.SLOTS, true)}, size ${info.totalSize}${info.maxMessage === undefined ? '' : `, maxMessage ${info.maxMessage}`})`);
   return info;
 }
 
@@ -78,7 +80,8 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
           for (let i = 0; i < wanted.depth; i++) new Uint8Array(buffer, region.start + slotsOffset + i * wanted.stride, SLOT_HEADER).fill(0);
         }
         const dv = new DataView(buffer, region.start, H.SIZE);
-        dv.setUint16(H.VERSION, versionOf(wanted.kind), true);
+        dv.setUint16(H.VERSION, versionFor(wanted.kind, wanted.maxMessage !== undefined), true);
+        if (wanted.maxMessage !== undefined) dv.setUint32(H.MAX_MESSAGE, wanted.maxMessage, true);
         dv.setUint8(H.KIND, wanted.kind);
         dv.setUint8(H.PAYLOAD, wanted.payload);
         dv.setUint32(H.DEPTH, wanted.depth, true);
@@ -111,7 +114,7 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
 }
 
 function sameShape(a: HeaderInfo, b: HeaderInfo): boolean {
-  return a.kind === b.kind && a.payload === b.payload && a.depth === b.depth && a.width === b.width && a.totalSize === b.totalSize;
+  return a.kind === b.kind && a.payload === b.payload && a.depth === b.depth && a.width === b.width && a.totalSize === b.totalSize && a.maxMessage === b.maxMessage;
 }
 
 /**

@@ -25,6 +25,12 @@ import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
 import { W } from './layout.js';
 import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './slot-protocol.js';
+
+/**
+ * What a claim with a `stop` test returns when the test said stop (chunks.ts: the message
+ * being reassembled will not continue). Only after a claim failed; never when one succeeded.
+ */
+export const CLAIM_STOPPED = -4;
 import { SpinPolicy, spinUntilChange } from './spin-policy.js';
 
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
@@ -136,16 +142,17 @@ export class Waits {
   // ---- claiming with waiting -----------------------------------------------------
 
   /** Sync claim: returns a position, or throws (closed, timeout). Blocks this thread. */
-  acquireSync(send: boolean, deadline: number): number {
+  acquireSync(send: boolean, deadline: number, stop?: () => boolean): number {
     const pos = this.#claim(send);
-    return pos >= 0 ? pos : this.#acquireSyncSlow(send, deadline, pos);
+    return pos >= 0 ? pos : this.#acquireSyncSlow(send, deadline, pos, stop);
   }
 
-  #acquireSyncSlow(send: boolean, deadline: number, pos: number): number {
+  #acquireSyncSlow(send: boolean, deadline: number, pos: number, stop: (() => boolean) | undefined): number {
     const policy = send ? this.#sendSpin : this.#recvSpin;
     // Sync calls never overlap on a thread: one bookkeeping object per direction serves them all.
     const w = (send ? this.#syncSend : this.#syncRecv).reset();
     while (pos < 0) {
+      if (stop !== undefined && pos !== CLAIM_CLOSED && stop()) return CLAIM_STOPPED;
       const now = performance.now();
       const left = this.#look(send, pos, deadline, now, w);
       if (w.sleptAt === 0 && this.#spin(policy, send, now, left)) {
@@ -171,7 +178,7 @@ export class Waits {
    * release(), comes between a claimed slot and its copy). Never blocks the event loop
    * longer than one async spin.
    */
-  async acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
+  async acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean): Promise<T> {
     checkAborted(signal);
     let pos = this.#claim(send);
     if (pos >= 0) return claimed(pos);
@@ -179,6 +186,7 @@ export class Waits {
     const w = new WaitState();
     let pollUntil = 0;
     while (pos < 0) {
+      if (stop !== undefined && pos !== CLAIM_CLOSED && stop()) return claimed(CLAIM_STOPPED);
       const now = performance.now();
       const left = this.#look(send, pos, deadline, now, w);
       if (w.sleptAt === 0 && pollUntil === 0) {

@@ -6,7 +6,7 @@
  */
 import { processAlive } from '../sync/liveness.js';
 import { lockPid } from '../sync/robust-lock.js';
-import { cycleOf, describeHeader, H, headerConsistent, INIT_READY, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, versionOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import { cycleOf, describeHeader, describeVersions, H, headerConsistent, INIT_READY, isChunked, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, versionsOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
 /** What the command reports about a structure. */
@@ -80,9 +80,9 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     return { found: false, reason: `found 0x${magic.toString(16).padStart(8, '0')} where the magic number 0x${MAGIC.toString(16)} ("CSHM") should be` };
   }
   const version = head.readUInt16LE(H.VERSION);
-  const expected = versionOf(head.readUInt8(H.KIND));
-  if (version !== expected) {
-    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads a ${kindName(head.readUInt8(H.KIND), head.readUInt8(H.PAYLOAD))} of version ${expected} only` };
+  const kind = head.readUInt8(H.KIND);
+  if (!versionsOf(kind).includes(version)) {
+    return { found: false, reason: `it has layout version ${version}; this version of concurrent-shm reads a ${kindName(kind, head.readUInt8(H.PAYLOAD))} of version ${describeVersions(kind)} only` };
   }
   const info: HeaderInfo = {
     kind: head.readUInt8(H.KIND),
@@ -92,6 +92,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
     stride: head.readUInt32LE(H.STRIDE),
     totalSize: head.readUInt32LE(H.TOTAL),
   };
+  if (isChunked(kind, version)) info.maxMessage = head.readUInt32LE(H.MAX_MESSAGE);
   const slots = head.readUInt32LE(H.SLOTS);
   const mutex = info.kind === Kind.Mutex;
   const watch = info.kind === Kind.Watch;

@@ -1,0 +1,181 @@
+/**
+ * The sending side of a chunked channel (the protocol is described in chunks.ts): a
+ * message goes out as consecutive chunks under the send lock, with a new serial; one given
+ * up half-way bumps the serial so that receivers drop what they hold of it.
+ * @internal
+ */
+import { ClosedWriteError } from '../errors.js';
+import { futexWake } from '../sync/futex.js';
+import { TIMED_OUT } from '../sync/robust-lock.js';
+import { bytesOf, chunksOf, hold, heldByThisThread, step, type ChunkContext } from './chunk-context.js';
+import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, SLOT_OWNER, SLOT_SEQ, W } from './layout.js';
+import type { Message } from './payload.js';
+import { CLAIM_CLOSED } from './slot-protocol.js';
+
+/** Sends whole messages in chunks, for one handle. */
+export class ChunkSender {
+  readonly #c: ChunkContext;
+  /** Whether a call of this handle holds the send lock now (release() lets go of it). */
+  #sending = false;
+
+  constructor(c: ChunkContext) {
+    this.#c = c;
+  }
+
+  /** Sends a checked message, blocking this thread. */
+  sendSync(data: Message | undefined, deadline: number): void {
+    const src = bytesOf(data);
+    this.#c.lockSync(this.#c.sendLock, this.#c.sendKey, deadline, 'send');
+    this.#sending = true;
+    let out = 0;
+    let pos = -1;
+    try {
+      const serial = this.#begin();
+      do {
+        pos = this.#c.waits.acquireSync(true, deadline);
+        out = this.#put(pos, src, out, serial);
+      } while (out < src.length);
+      if (this.#c.rendezvous) this.#c.waits.awaitTakenSync(pos, deadline);
+      step('channel.chunk.send.last');
+    } catch (err) {
+      if (pos >= 0) this.#giveUp(pos, src.length, out < src.length);
+      throw err;
+    } finally {
+      this.#unlockSend();
+    }
+  }
+
+  /** Sends a checked message without blocking the event loop. */
+  async send(data: Message | undefined, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const src = bytesOf(data);
+    await this.#c.lockAsync(this.#c.sendLock, deadline, signal, 'send');
+    hold(this.#c.sendKey, 1);
+    this.#sending = true;
+    let out = 0;
+    let pos = -1;
+    try {
+      const serial = this.#begin();
+      do {
+        pos = await this.#c.waits.acquireAsync(true, deadline, signal, (at) => {
+          out = this.#put(at, src, out, serial);
+          return at;
+        });
+      } while (out < src.length);
+      if (this.#c.rendezvous) await this.#c.waits.awaitTakenAsync(pos, deadline, signal);
+      step('channel.chunk.send.last');
+    } catch (err) {
+      if (pos >= 0) this.#giveUp(pos, src.length, out < src.length);
+      throw err;
+    } finally {
+      hold(this.#c.sendKey, -1);
+      this.#unlockSend();
+    }
+  }
+
+  /**
+   * Sends if the whole message fits in the channel now (all its chunks in free slots);
+   * never waits. `false` when it does not, or another sender holds the send lock.
+   */
+  trySend(data: Message | undefined): boolean {
+    const w = this.#c.w;
+    if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
+    if (this.#c.rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) return false;
+    if (heldByThisThread(this.#c.sendKey)) return false;
+    const src = bytesOf(data);
+    if (this.#c.sendLock.try() === TIMED_OUT) return false;
+    this.#sending = true;
+    try {
+      if (!this.#roomFor(chunksOf(src.length, this.#c.width))) return false;
+      const serial = this.#begin();
+      let out = 0;
+      do {
+        const pos = this.#c.p.claimSend();
+        if (pos === CLAIM_CLOSED) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
+        // Free slots stay free while we hold the send lock; a close meanwhile ends here.
+        if (pos < 0) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
+        out = this.#put(pos, src, out, serial);
+      } while (out < src.length);
+      step('channel.chunk.send.last');
+      return true;
+    } catch (err) {
+      this.#giveUp(-1, src.length, false);
+      throw err;
+    } finally {
+      this.#unlockSend();
+    }
+  }
+
+  /** With the send lock held: a new serial for the message about to go out. */
+  #begin(): number {
+    step('channel.chunk.send.locked');
+    const serial = this.#bumpSerial();
+    step('channel.chunk.send.serial');
+    return serial;
+  }
+
+  #bumpSerial(): number {
+    return (Atomics.add(this.#c.w, W.SEND_SERIAL, 1) + 1) | 0;
+  }
+
+  /** Copies the chunk of `src` that begins at `from` into the slot claimed at `pos`, publishes it; returns where the next chunk begins. */
+  #put(pos: number, src: Uint8Array, from: number, serial: number): number {
+    const total = src.length;
+    let n: number;
+    let flags: number;
+    if (from === 0) {
+      // A message that fits one slot is one chunk, flags 0 (the bytes of version 2).
+      n = total <= this.#c.width ? total : this.#c.width - CHUNK_PREFIX;
+      flags = n < total ? CHUNK_MORE : 0;
+    } else {
+      n = Math.min(this.#c.width, total - from);
+      flags = from + n < total ? CHUNK_CONT | CHUNK_MORE : CHUNK_CONT;
+    }
+    this.#c.payloads.fillChunk(this.#c.p.slotByte(pos), src, from, n, flags, serial);
+    this.#c.p.publish(pos);
+    const next = from + n;
+    if (next < total) step('channel.chunk.send.between');
+    return next === 0 ? 1 : next; // an empty message is one chunk too
+  }
+
+  /**
+   * A message given up after some of its chunks went out: Unbuffered takes its last
+   * chunk published back if no receiver took it (`retract`: not done yet; a hand-over
+   * that timed out took it back itself); receivers waiting for the rest learn it will not
+   * come from `sendSerial` (and are woken).
+   */
+  #giveUp(pos: number, total: number, retract: boolean): void {
+    if (this.#c.rendezvous && retract) this.#c.p.retract(pos);
+    if (total <= this.#c.width) return; // one chunk: retracted, or whole where it is
+    this.#bumpSerial();
+    step('channel.chunk.send.gave-up');
+    const w = this.#c.w;
+    if (Atomics.load(w, W.RECV_WAITERS) !== 0) {
+      Atomics.add(w, W.NOT_EMPTY_SEQ, 1);
+      futexWake(this.#c.p.base + W.NOT_EMPTY_SEQ * 4);
+    }
+  }
+
+  /** With the send lock held: the `n` slots from `tail` on are free now. */
+  #roomFor(n: number): boolean {
+    const p = this.#c.p;
+    if (n > p.depth) return false;
+    let pos = Atomics.load(this.#c.w, W.TAIL);
+    for (let i = 0; i < n; i++, pos = p.next(pos)) {
+      const sw = p.slotWord(pos);
+      if (Atomics.load(this.#c.w, sw + SLOT_OWNER) !== 0 || Atomics.load(this.#c.w, sw + SLOT_SEQ) !== p.freeSeq(pos)) return false;
+    }
+    return true;
+  }
+
+  #unlockSend(): void {
+    if (!this.#sending) return; // let go of by release()
+    this.#sending = false;
+    this.#c.sendLock.unlock();
+  }
+
+  /** The handle is being released with a send pending: its message is given up, the lock let go. */
+  letGo(): void {
+    if (this.#sending) Atomics.add(this.#c.w, W.SEND_SERIAL, 1);
+    this.#unlockSend();
+  }
+}

@@ -1,0 +1,195 @@
+// The C sketch of docs/chunked-layout.md, compiled and run against this library. The ```c
+// blocks of docs/layout.md, then of docs/chunked-layout.md, are taken in order into
+// chunked.c, compiled with test/fixtures/chunked-c-main.c (`cc -std=c11 -Wall -Wextra -O2`,
+// no warnings allowed), and the program is run next to JS parties:
+// - it attaches to chunked channels this library created (and reads maxMessage); the
+//   version-2 sketch alone refuses them by their version, and a version-2 channel is no
+//   chunked channel to it;
+// - messages of every length around the chunk boundaries, C → JS and JS → C, every kind;
+// - a C sender and a JS sender on one channel, a C receiver then JS receiving: every
+//   message whole, exactly once, never interleaved;
+// - a JS sender SIGKILLed half-way through a message: the C receiver gets nothing of it and
+//   the next message whole.
+// Skipped, with a message, only when no C compiler is installed.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Channel, Region } from '../dist/index.js';
+import { harness, settle, within } from './fixtures/channel-harness.js';
+import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = join(ROOT, 'test', 'fixtures', 'chunked-c-main.c');
+const FLAGS = ['-std=c11', '-Wall', '-Wextra', '-O2'];
+const AT = 4096;
+
+function cBlocks(file) {
+  const lines = readFileSync(join(ROOT, 'docs', file), 'utf8').split('\n');
+  const blocks = [];
+  for (let i = 0; i < lines.length; i++) {
+    if (!/^```c\s*$/.test(lines[i])) continue;
+    let j = i + 1;
+    while (j < lines.length && !/^```\s*$/.test(lines[j])) j++;
+    blocks.push(`#line ${i + 2} "docs/${file}"\n${lines.slice(i + 1, j).join('\n')}\n`);
+    i = j;
+  }
+  return blocks;
+}
+
+const compiler = ['cc', 'gcc', 'clang'].find((cc) => spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0);
+const tmp = mkdtempSync(join(tmpdir(), 'cshm-chunked-c-'));
+const BINARY = join(tmp, 'chunked-c');
+const V2_ONLY = join(tmp, 'layout-c');
+let build = null;
+if (compiler !== undefined) {
+  const layout = cBlocks('layout.md');
+  writeFileSync(join(tmp, 'chunked.c'), [...layout, ...cBlocks('chunked-layout.md')].join('\n'));
+  let r = spawnSync(compiler, [...FLAGS, '-I', tmp, MAIN, '-o', BINARY], { encoding: 'utf8', timeout: 60_000 });
+  build = { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+  // the version-2 sketch alone, with its own test program
+  writeFileSync(join(tmp, 'layout.c'), layout.join('\n'));
+  r = spawnSync(compiler, [...FLAGS, '-I', tmp, join(ROOT, 'test', 'fixtures', 'layout-c-main.c'), '-o', V2_ONLY], { encoding: 'utf8', timeout: 60_000 });
+  build.v2 = r.status;
+}
+test.after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const h = harness(test, 'ckc');
+
+/** A run of a C program; killed after the test. */
+function run(binary, args) {
+  if (build?.status !== 0) throw new Error(`the C sketch did not compile:\n${build?.output}`);
+  const child = spawn(binary, args.map(String), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
+  h.defer(() => child.kill('SIGKILL'));
+  return {
+    async result(ms = 30_000) {
+      const exit = await within(ms, exited, `${args.join(' ')} to exit`);
+      if (exit.code !== 0) throw new Error(`${args.join(' ')} exited (code ${exit.code}, signal ${exit.signal})\n${stderr}${stdout}`);
+      return JSON.parse(stdout.trim().split('\n').pop());
+    },
+  };
+}
+const c = (...args) => run(BINARY, args);
+
+/** The C program's self-checking message. */
+function message(producer, seq, len) {
+  const m = Buffer.alloc(len);
+  for (let i = 12; i < len; i++) m[i] = (producer * 131 + seq * 7 + i * 13) & 255;
+  m.writeUInt32LE(producer, 0);
+  m.writeUInt32LE(seq, 4);
+  m.writeUInt32LE(len, 8);
+  return m;
+}
+function check(m) {
+  const producer = m.readUInt32LE(0);
+  const seq = m.readUInt32LE(4);
+  assert.is(m.readUInt32LE(8), m.length, 'length field');
+  assert.ok(message(producer, seq, m.length).equals(m), `message ${producer}/${seq} whole`);
+  return [producer, seq, m.length];
+}
+
+const KINDS = [
+  { name: 'Unbuffered.Variable', capacity: 64, make: (shm) => new Channel.Unbuffered.Variable(shm, { capacity: 64, maxMessage: 1 << 20, offset: AT }) },
+  { name: 'SingleBuffered.Variable', capacity: 100, make: (shm) => new Channel.SingleBuffered.Variable(shm, { capacity: 100, maxMessage: 1 << 20, offset: AT }) },
+  { name: 'Buffered.Variable', capacity: 4096, make: (shm) => new Channel.Buffered.Variable(shm, { depth: 4, capacity: 4096, maxMessage: 1 << 22, offset: AT }) },
+];
+const lengths = (cap) => [12, cap - 1, cap, cap + 1, 2 * cap - 8, 2 * cap - 7, 5 * cap + 3, 70_000];
+
+if (compiler === undefined) {
+  test('the C sketch (skipped: no C compiler installed)', () => console.log('  no cc, gcc or clang: the C sketch of docs/chunked-layout.md is not tested here'));
+} else {
+  test('the C sketch compiles without a warning (-std=c11 -Wall -Wextra -O2)', () => {
+    assert.is(build.status, 0, build.output);
+    assert.is(build.output.trim(), '', 'no warnings');
+    assert.is(build.v2, 0);
+  });
+
+  test('it attaches to a chunked channel and reads maxMessage; the version-2 sketch refuses it by its version; a version-2 channel is not chunked', async () => {
+    const shm = h.object();
+    h.keep(new Channel.Buffered.Variable(shm, { depth: 4, capacity: 4096, maxMessage: 1 << 22, offset: AT }));
+    h.keep(new Channel.Buffered.Variable(shm, { depth: 4, capacity: 4096, offset: AT * 8 }));
+    assert.equal(await c('open', shm.name, AT).result(), { ok: true, kind: 3, depth: 4, capacity: 4096, maxMessage: 1 << 22 });
+    assert.match((await run(V2_ONLY, ['open', shm.name, AT]).result()).error, /unknown layout version/);
+    assert.match((await c('open', shm.name, AT * 8).result()).error, /not a chunked channel/);
+    assert.ok((await run(V2_ONLY, ['open', shm.name, AT * 8]).result()).ok, 'the version-2 channel next to it works with the version-2 sketch');
+  });
+
+  for (const kind of KINDS) {
+    test(`${kind.name}: C sends messages of every length around the chunk boundaries, JS receives them whole and in order`, async () => {
+      const shm = h.object();
+      const ch = h.keep(kind.make(shm));
+      const sizes = lengths(kind.capacity);
+      const sender = c('send', shm.name, AT, 7, ...sizes);
+      for (const [seq, len] of sizes.entries()) assert.equal(check(await ch.recv({ timeout: 10_000 })), [7, seq, len]);
+      assert.equal(await sender.result(), { sent: sizes.length, end: 'ok' });
+    });
+
+    test(`${kind.name}: JS sends them, C receives them whole and in order`, async () => {
+      const shm = h.object();
+      const ch = h.keep(kind.make(shm));
+      const sizes = lengths(kind.capacity);
+      const receiver = c('recv', shm.name, AT, sizes.length);
+      for (const [seq, len] of sizes.entries()) await ch.send(message(3, seq, len), { timeout: 10_000 });
+      const r = await receiver.result();
+      assert.is(r.end, 'count', JSON.stringify(r));
+      assert.equal(r.got, sizes.map((len, seq) => [3, seq, len]));
+    });
+  }
+
+  test('a C sender and a JS sender, a C receiver then JS receiving, on one channel: every message whole, once, each sender\'s in order', async () => {
+    const shm = h.object();
+    const ch = h.keep(KINDS[2].make(shm));
+    const sizes = Array.from({ length: 30 }, (_, i) => [100, 4096, 9000, 40_000][i % 4] + i);
+    const cReceiver = c('recv', shm.name, AT, 35); // takes the first 35 (it holds the receive lock while it waits)
+    const cSender = c('send', shm.name, AT, 1, ...sizes);
+    const jsSending = (async () => {
+      for (const [seq, len] of sizes.entries()) await ch.send(message(2, seq, len), { timeout: 20_000 });
+    })();
+    const r = await cReceiver.result();
+    assert.is(r.end, 'count', JSON.stringify(r));
+    const mine = [];
+    for (;;) {
+      const m = await settle(ch.recv({ timeout: 1000 }));
+      if (m.error) break;
+      mine.push(check(m.value));
+    }
+    await jsSending;
+    assert.equal(await cSender.result(), { sent: sizes.length, end: 'ok' });
+    const all = [...r.got, ...mine];
+    assert.is(all.length, 60, 'every message once');
+    for (const list of [mine, r.got]) {
+      for (const p of [1, 2]) {
+        const seqs = list.filter(([q]) => q === p).map(([, s]) => s);
+        assert.equal(seqs, [...seqs].sort((x, y) => x - y), `producer ${p} in order`);
+      }
+    }
+    assert.is(new Set(all.map(([p, s]) => `${p}/${s}`)).size, 60, 'none twice');
+    assert.ok(r.got.some(([p]) => p === 1) && r.got.some(([p]) => p === 2), 'the C receiver got messages of both senders');
+  });
+
+  test('a JS sender SIGKILLed half-way through a message: the C receiver gets nothing of it, then the next message whole', async () => {
+    const shm = h.object(AT + 65536);
+    h.keep(KINDS[1].make(shm));
+    const gate = new Gate(Region.map(shm, 0, GATE_BYTES));
+    h.defer(() => gate.region.unmap());
+    const receiver = c('recv', shm.name, AT, 1);
+    const a = h.start('chunk-party', 'send', { offset: AT, gateOffset: 0, step: 'channel.chunk.send.between', nth: 3, tag: 'A', size: 5000 }, { shm, timeoutMs: 20_000 });
+    await gate.reached({ peer: a });
+    a.kill();
+    await a.exited;
+    const ch = h.keep(Channel.attach(shm, { offset: AT }));
+    await ch.send(message(9, 0, 777), { timeout: 10_000 });
+    const r = await receiver.result();
+    assert.equal(r, { got: [[9, 0, 777]], end: 'count' }, 'the C receiver dropped A and received the next message');
+  });
+}
+
+test.run();
