@@ -185,4 +185,57 @@ test('reclaim(pid) frees the block of a live process that got the dead pid after
   assert.unreachable('could not get the dead pid back in 10 attempts');
 });
 
+test('a lock takeover that proved its holder dead, then CASes after the pid was reused, enters beside the new holder', async () => {
+  if (!canSetPids()) {
+    console.log('  (skipped: needs root and a writable /proc/sys/kernel/ns_last_pid)');
+    return;
+  }
+  const AT = 4096;
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const shm = h.object(AT);
+    const heap = h.keep(new Heap(shm, { size: 1 << 18, offset: AT }));
+    const gates = [0, 64, 128].map((at) => new Gate(Region.map(shm, at, GATE_BYTES)));
+    h.defer(() => gates.forEach((g) => g.region.unmap()));
+    const [gH, gC, gQ] = gates;
+    const op = (step, gateOffset) => h.start('heap-party', 'op', { offset: AT, op: 'malloc', n: 64, step, gateOffset }, { shm, timeoutMs: 20_000 });
+    // H holds the heap's lock and dies.
+    const H = op('heap.malloc.locked', 0);
+    await gH.reached({ peer: H });
+    H.kill();
+    await H.exited;
+    const P = H.pid;
+    // C waits for the lock, proves P dead, and is about to CAS P -> C.
+    const C = op('mutex.lock.takeover', 64);
+    await gC.reached({ peer: C });
+    // Meanwhile another caller (this process) takes over from P, repairs, and lets go.
+    heap.stats();
+    // P is given to a new process Q, which takes the lock and is in the middle of a malloc.
+    writeFileSync('/proc/sys/kernel/ns_last_pid', String(P - 1));
+    const Q = op('heap.malloc.taken', 128);
+    if (Q.pid !== P) {
+      Q.kill();
+      gC.release();
+      await C.exited;
+      continue;
+    }
+    await gQ.reached({ peer: Q });
+    // C's CAS finds P in the lock word (now Q's) and succeeds: two holders.
+    gC.release();
+    const c = await C.result();
+    gQ.release();
+    const q = await Q.result();
+    // Expected: C waits for Q; two distinct blocks; the heap sound.
+    let problem = '';
+    if (c.ok && q.ok && c.offset === q.offset) problem = `both got the block at ${c.offset}`;
+    try {
+      heap.check();
+    } catch (err) {
+      problem += ` check(): ${err.message}`;
+    }
+    assert.is(problem, '', `C ${JSON.stringify(c)}, Q ${JSON.stringify(q)}, stats ${JSON.stringify(heap.stats?.())}`);
+    return;
+  }
+  assert.unreachable('could not get the dead pid back in 10 attempts');
+});
+
 test.run();
