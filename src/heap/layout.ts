@@ -105,6 +105,8 @@ export const SMALL = 256;
 export const BLOCK_HEADER = 16;
 export const ALIGN = 16;
 export const MIN_BLOCK = 32;
+/** Bytes of a structure header (layout.ts H.SIZE): malloc zeroes this much of a block's data, so no block is handed out holding one. */
+export const HEADER_BYTES = 64;
 /** Flag bits of a block's size word. */
 export const FREE_BIT = 1;
 export const NAMED_BIT = 2;

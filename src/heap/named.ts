@@ -46,7 +46,7 @@ export function findOrCreate(s: Session, name: unknown, n: unknown, align: numbe
       if (k < 0) full = `the name directory is full (${a.names} names)`;
       else {
         const b = a.malloc(size, 0, NAMED_BIT, align);
-        if (b === 0) largest = a.largest();
+        if (b === 0) largest = a.largest(align);
         else {
           d = b + BLOCK_HEADER;
           s.u8.fill(0, d, d + a.usable(b));
@@ -55,14 +55,14 @@ export function findOrCreate(s: Session, name: unknown, n: unknown, align: numbe
         }
       }
     }
-    if (full !== '') largest = a.largest();
+    if (full !== '') largest = a.largest(align);
   } catch (err) {
     throw s.undo(err);
   } finally {
     s.leave();
   }
   if (full !== '') throw new HeapFullError(`named(${describe(name)}, ${size}): ${full} in ${s.where()}; nothing changed`, size, largest);
-  if (d === 0) throw s.full(size, largest);
+  if (d === 0) throw s.full(size, largest, align);
   const usable = a.usable(d - BLOCK_HEADER);
   if (found >= 0 && usable < size) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name has ${usable} usable bytes, fewer than the ${size} asked for`);
   if (found >= 0 && (s.base + d) % align !== 0) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name is at offset ${s.base + d}, not a multiple of ${align}`);
@@ -89,6 +89,8 @@ export function unname(s: Session, name: unknown): boolean {
     const k = s.names.find(key);
     if (k < 0) return false;
     const d = s.names.blockOf(k);
+    const busy = s.inUse(`unname(${describe(name)})`, d - BLOCK_HEADER);
+    if (busy !== undefined) throw busy;
     s.names.remove(k);
     s.a.free(d - BLOCK_HEADER);
     s.a.commit();
@@ -110,11 +112,12 @@ export function list(s: Session): NamedBlock[] {
   }
 }
 
-/** Frees every unnamed block whose owner `dead(owner)` says is gone; each free commits on its own. */
-export function reclaim(s: Session, dead: (owner: number) => boolean): ReclaimResult {
+/** Frees every unnamed block whose owner `dead(owner)` says is gone; each free commits on its own. `first` runs with the lock held, before anything (it throws to refuse). */
+export function reclaim(s: Session, dead: (owner: number) => boolean, first?: () => void): ReclaimResult {
   const result: ReclaimResult = { blocks: 0, bytes: 0, pids: [] };
   s.enter();
   try {
+    first?.();
     for (const { b, owner, named } of s.a.allocated()) {
       if (named || owner === 0 || !dead(owner)) continue;
       result.bytes += s.a.usable(b) + BLOCK_HEADER;

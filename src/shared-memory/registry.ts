@@ -21,9 +21,14 @@ export interface HeldRange {
   readonly admits?: (start: number, end: number) => boolean;
 }
 
-/** `true` when `r` is a structure other than `signature` that does not admit `[start, end)` inside it. */
-export function conflicts(r: HeldRange, signature: string, start: number, end: number): boolean {
-  return r.structure !== undefined && r.structure !== signature && !(r.admits?.(start, end) ?? false);
+/**
+ * `true` when `r` is a structure other than `signature` that does not admit `[start, end)`
+ * inside it, and that the new structure (through `admits`, when it can hold others: a
+ * Heap) does not admit inside itself either. Admission works both ways, so a structure
+ * in a block of a heap and a handle on that heap may be opened in either order.
+ */
+export function conflicts(r: HeldRange, signature: string, start: number, end: number, admits?: (start: number, end: number) => boolean): boolean {
+  return r.structure !== undefined && r.structure !== signature && !(r.admits?.(start, end) ?? false) && !(admits?.(r.start, r.end) ?? false);
 }
 
 const byObject = new Map<string, Set<HeldRange>>();
