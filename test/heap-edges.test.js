@@ -273,6 +273,41 @@ test('adopt(offset) makes this process the owner: reclaimDead then leaves the bl
   heap.free(offset);
 });
 
+test('named() of a block over 64 KiB zeroes it without the lock, and a racing namer of the same name gets the same block', () => {
+  const shm = h.object();
+  const heap = h.keep(new Heap(shm, { size: 1 << 20 }));
+  // Leave garbage where the block will be.
+  const g = heap.malloc(300_000);
+  new Uint8Array(heap.region.mapping.buffer, heap.region.start + g - heap.offset, 300_000).fill(7);
+  heap.free(g);
+  let inner;
+  let reservedSeen = 0;
+  setStepHook((step) => {
+    if (step !== 'heap.named.reserved' || reservedSeen++ > 0) return;
+    // The lock is free while the reserved block is zeroed: other operations go on.
+    const s = heap.stats();
+    assert.is(s.blocks, 1);
+    assert.is(s.named, 0);
+    // Another namer of the same name gets there first.
+    inner = heap.named('big', 200_000);
+  });
+  let outer;
+  try {
+    outer = heap.named('big', 200_000);
+  } finally {
+    setStepHook(undefined);
+  }
+  assert.is(reservedSeen, 2);
+  assert.is(outer, inner, 'one block for the name');
+  const s = heap.check();
+  assert.is(s.blocks, 1, 'the loser gave its reserve back');
+  assert.is(s.named, 1);
+  assert.is(heap.ownerOf(outer), 0);
+  const bytes = new Uint8Array(heap.region.mapping.buffer, heap.region.start + outer - heap.offset, heap.sizeOf(outer));
+  assert.ok(bytes.every((b) => b === 0), 'zeroed');
+  assert.is(heap.named('big', 100), outer);
+});
+
 function canSetPids() {
   try {
     accessSync('/proc/sys/kernel/ns_last_pid', constants.W_OK);

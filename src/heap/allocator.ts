@@ -297,6 +297,12 @@ export class Allocator {
     this.set((b >> 2) + 2, owner);
   }
 
+  /** Makes the live block at `b` a named block: the NAMED bit, owner 0 (logged). */
+  name(b: number): void {
+    this.set(b >> 2, this.w[b >> 2]! | NAMED_BIT);
+    this.set((b >> 2) + 2, 0);
+  }
+
   /** `true` when the live block at `b` is named. */
   named(b: number): boolean {
     return (this.w[b >> 2]! & NAMED_BIT) !== 0;
