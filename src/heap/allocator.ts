@@ -9,7 +9,7 @@
  * @internal
  */
 import { stepHook } from '../sync/steps.js';
-import { step, type HeapStats } from './steps.js';
+import { step } from './steps.js';
 import {
   ALIGN, BLOCK_HEADER, FL_COUNT, FREE_BIT, HEADER_BYTES, HW, LOG_CAPACITY, MIN_BLOCK, NAME_ENTRY, NAMED_BIT, NAMES_OFFSET, SIZE_MASK, SL_COUNT, SL_LOG, SMALL,
 } from './layout.js';
@@ -418,35 +418,6 @@ export class Allocator {
       max = Math.max(max, (w[b >> 2]! & SIZE_MASK) - (align === ALIGN ? 0 : this.#gap(b, align)));
     }
     return max <= BLOCK_HEADER ? 0 : max - BLOCK_HEADER;
-  }
-
-  /** The statistics words. */
-  stats(): HeapStats {
-    const w = this.w;
-    return {
-      size: this.size,
-      used: w[HW.USED]! >>> 0,
-      free: w[HW.FREE]! >>> 0,
-      largest: this.largest(),
-      blocks: w[HW.BLOCKS]!,
-      freeBlocks: w[HW.FREE_BLOCKS]!,
-      named: w[HW.NAMED]!,
-      repairs: w[HW.REPAIRS]! >>> 0,
-    };
-  }
-
-  /** Allocated blocks, in address order: offset, owner and flags (for reclaim). */
-  allocated(): { b: number; owner: number; named: boolean }[] {
-    const w = this.w;
-    const out: { b: number; owner: number; named: boolean }[] = [];
-    for (let b = this.arena; b < this.end; ) {
-      const h = w[b >> 2]!;
-      const s = h & SIZE_MASK;
-      if (s < MIN_BLOCK) throw new Corrupt(`the block at heap offset ${b} has size ${s}`);
-      if ((h & FREE_BIT) === 0) out.push({ b, owner: w[(b >> 2) + 2]!, named: (h & NAMED_BIT) !== 0 });
-      b += s;
-    }
-    return out;
   }
 
   /** Word index of name entry `k`. */

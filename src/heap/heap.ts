@@ -28,9 +28,9 @@ import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
 import { Allocator } from './allocator.js';
-import { checkHeap } from './check.js';
+import { checkHeap, statsOf } from './check.js';
 import { ALIGN, BLOCK_HEADER, geometry, HEAP_MAX, HW, minimumSize, NAMES_DEFAULT, NAMES_MAX } from './layout.js';
-import { findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
+import { adopt, findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
 import { Session, type AllocOptions } from './session.js';
 import { step, type HeapStats } from './steps.js';
 
@@ -199,8 +199,11 @@ export class Heap implements Disposable {
 
   /**
    * Allocates a block of at least `n` bytes (1 to the heap's size), owned by this process.
+   * Its contents are undefined except that its first 64 bytes are zero: it never carries
+   * a structure header (use {@link Heap.calloc} for zeroed memory).
    * @returns The offset of its first byte in the object: a multiple of 16 (or of `options.align`).
-   * @throws {@link HeapFullError} when no free block is large enough; nothing changed.
+   * @throws {@link HeapFullError} when no free block is large enough (its `largest`: what
+   *   malloc surely gets at this alignment); nothing changed.
    */
   malloc(n: number, options?: AllocOptions): number {
     const s = this.#s;
@@ -237,6 +240,8 @@ export class Heap implements Disposable {
    * @throws {@link NotABlockError} when `offset` is not a live block of this heap (never
    *   allocated, freed already, inside a block, outside the heap, misaligned) or is a named
    *   block (use `unname`); nothing changed.
+   * @throws {@link BlockInUseError} when this process still has a structure (channel,
+   *   Watch, Mutex, Heap) in the block; nothing changed.
    */
   free(offset: number): void {
     const s = this.#s;
@@ -284,29 +289,7 @@ export class Heap implements Disposable {
    * @throws {@link NotABlockError} when `offset` is not a live block of this heap, or is a named block (owned by no process); nothing changed.
    */
   adopt(offset: number): number {
-    const s = this.#s;
-    if (typeof offset !== 'number' || !Number.isSafeInteger(offset)) throw new InvalidArgumentError(`adopt needs a block's offset (an integer), got ${describe(offset)}`);
-    const a = this.#a;
-    s.enter();
-    let b: number;
-    let named = false;
-    let before = 0;
-    try {
-      b = a.blockOf(offset - s.base);
-      named = b >= 0 && a.named(b);
-      if (b >= 0 && !named) {
-        before = a.owner(b);
-        a.adopt(b, PID);
-        a.commit();
-      }
-    } catch (err) {
-      throw s.undo(err);
-    } finally {
-      s.leave();
-    }
-    if (b < 0) throw s.notBlock('adopt', offset, b);
-    if (named) throw new NotABlockError(`adopt(${offset}): the block at offset ${offset} of ${s.where()} is a named block, which belongs to no process; nothing changed`);
-    return before;
+    return adopt(this.#s, offset);
   }
 
   /** A Region over exactly the block at `offset` (its {@link Heap.sizeOf} bytes). */
@@ -342,6 +325,7 @@ export class Heap implements Disposable {
   /**
    * Removes the name and **frees its block**: call it only once no process uses the block.
    * @returns `true` when the name existed.
+   * @throws {@link BlockInUseError} when this process still has a structure in the block; nothing changed.
    */
   unname(name: string): boolean {
     return unname(this.#s, name);
@@ -359,7 +343,7 @@ export class Heap implements Disposable {
     const s = this.#s;
     s.enter();
     try {
-      return this.#a.stats();
+      return statsOf(this.#a);
     } finally {
       s.leave();
     }
@@ -383,8 +367,9 @@ export class Heap implements Disposable {
   }
 
   /**
-   * Frees every (unnamed) block allocated by process `pid`, which must be gone.
-   * @throws {@link InvalidArgumentError} when `pid` is not a positive integer or the process still runs.
+   * Frees every (unnamed) block allocated by process `pid`, which must be gone (judged
+   * with the lock held, so a process that got the pid meanwhile counts as running).
+   * @throws {@link InvalidArgumentError} when `pid` is not a positive integer or the process still runs; nothing freed.
    */
   reclaim(pid: number): ReclaimResult {
     if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new InvalidArgumentError(`reclaim needs a process id (a positive integer), got ${describe(pid)}`);

@@ -58,6 +58,8 @@
  * then writes the word; the operation commits by storing `logCount` = 0. Whoever takes
  * `lock` with `logCount` ≠ 0 (its holder died) restores the entries from last to first,
  * then stores 0: an idempotent repair, so a repairer killed half-way is repaired alike.
+ * malloc zeroes the first 64 bytes of the data it hands out (not logged), so no block
+ * comes out holding a structure header.
  * @internal
  */
 

@@ -1,13 +1,14 @@
 /**
  * The operations of a Heap over several blocks: named blocks (find or allocate by name,
- * look up, remove) and reclaiming the blocks of dead processes. Each runs under the
+ * look up, remove), reclaiming the blocks of dead processes, and adopting a block. Each runs under the
  * heap's lock (session.ts) and commits through its undo log.
  * @internal
  */
-import { HeapFullError, HeapNameError } from '../errors.js';
+import { HeapFullError, HeapNameError, InvalidArgumentError, NotABlockError } from '../errors.js';
 import { PID } from '../sync/liveness.js';
 import { describe } from '../validate.js';
 import { step } from './steps.js';
+import { allocatedBlocks } from './check.js';
 import { BLOCK_HEADER, NAMED_BIT } from './layout.js';
 import type { Session } from './session.js';
 
@@ -156,7 +157,7 @@ export function reclaim(s: Session, dead: (owner: number) => boolean, first?: ()
   s.enter();
   try {
     first?.();
-    for (const { b, owner, named } of s.a.allocated()) {
+    for (const { b, owner, named } of allocatedBlocks(s.a)) {
       if (named || owner === 0 || !dead(owner)) continue;
       result.bytes += s.a.usable(b) + BLOCK_HEADER;
       s.a.free(b);
@@ -170,4 +171,30 @@ export function reclaim(s: Session, dead: (owner: number) => boolean, first?: ()
     s.leave();
   }
   return result;
+}
+
+/** Makes this process the owner of the live, unnamed block at `offset`; the previous owner. */
+export function adopt(s: Session, offset: unknown): number {
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset)) throw new InvalidArgumentError(`adopt needs a block's offset (an integer), got ${describe(offset)}`);
+  const a = s.a;
+  s.enter();
+  let b: number;
+  let named = false;
+  let before = 0;
+  try {
+    b = a.blockOf(offset - s.base);
+    named = b >= 0 && a.named(b);
+    if (b >= 0 && !named) {
+      before = a.owner(b);
+      a.adopt(b, PID);
+      a.commit();
+    }
+  } catch (err) {
+    throw s.undo(err);
+  } finally {
+    s.leave();
+  }
+  if (b < 0) throw s.notBlock('adopt', offset, b);
+  if (named) throw new NotABlockError(`adopt(${offset}): the block at offset ${offset} of ${s.where()} is a named block, which belongs to no process; nothing changed`);
+  return before;
 }
