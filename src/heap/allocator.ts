@@ -360,7 +360,8 @@ export class Allocator {
     // No block is handed out holding a structure header (a freed channel's, or one that
     // lay inside a freed block): its first 64 bytes of data (a header's size) are zeroed.
     // Not logged: rolled back, they are the data of a free block, which nothing reads.
-    w.fill(0, (b + BLOCK_HEADER) >> 2, (b + BLOCK_HEADER + Math.min(HEADER_BYTES, s - BLOCK_HEADER)) >> 2);
+    // (A loop: for 16 words, half the cost of TypedArray.fill.)
+    for (let i = (b + BLOCK_HEADER) >> 2, e = i + (Math.min(HEADER_BYTES, s - BLOCK_HEADER) >> 2); i < e; i++) w[i] = 0;
     this.set(HW.USED, w[HW.USED]! + s);
     this.set(HW.BLOCKS, w[HW.BLOCKS]! + 1);
     this.set(HW.FREE, freeBytes);

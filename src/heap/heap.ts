@@ -32,6 +32,7 @@ import { checkHeap, statsOf } from './check.js';
 import { ALIGN, BLOCK_HEADER, geometry, HEAP_MAX, HW, minimumSize, NAMES_DEFAULT, NAMES_MAX } from './layout.js';
 import { adopt, findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
 import { Session, type AllocOptions } from './session.js';
+import type { HeldRange } from '../shared-memory/registry.js';
 import { step, type HeapStats } from './steps.js';
 
 /** Where a heap lives and how big it is. */
@@ -250,12 +251,12 @@ export class Heap implements Disposable {
     s.enter();
     let b: number;
     let named = false;
-    let busy: Error | undefined;
+    let busy: HeldRange | undefined;
     try {
       step('heap.free.locked');
       b = a.blockOf(offset - s.base);
       named = b >= 0 && a.named(b);
-      busy = b >= 0 && !named ? s.inUse(`free(${offset})`, b) : undefined;
+      busy = b >= 0 && !named ? s.inUse(b) : undefined;
       if (b >= 0 && !named && busy === undefined) {
         a.free(b);
         a.commit();
@@ -266,7 +267,7 @@ export class Heap implements Disposable {
       s.leave();
     }
     if (b < 0) throw s.notBlock('free', offset, b);
-    if (busy !== undefined) throw busy;
+    if (busy !== undefined) throw s.blockInUse(`free(${offset})`, b, busy);
     if (named) throw new NotABlockError(`free(${offset}): the block at offset ${offset} of ${s.where()} is a named block; remove it with unname(); nothing was freed`);
   }
 

@@ -128,8 +128,8 @@ export function unname(s: Session, name: unknown): boolean {
     const k = s.names.find(key);
     if (k < 0) return false;
     const d = s.names.blockOf(k);
-    const busy = s.inUse(`unname(${describe(name)})`, d - BLOCK_HEADER);
-    if (busy !== undefined) throw busy;
+    const busy = s.inUse(d - BLOCK_HEADER);
+    if (busy !== undefined) throw s.blockInUse(`unname(${describe(name)})`, d - BLOCK_HEADER, busy);
     s.names.remove(k);
     s.a.free(d - BLOCK_HEADER);
     s.a.commit();

@@ -9,7 +9,7 @@
 import { SpinBudget } from '../sync/spin.js';
 import { BlockInUseError, HeapCorruptError, HeapFullError, InvalidArgumentError, NotABlockError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import type { Region } from '../region/region.js';
-import { heldRanges } from '../shared-memory/registry.js';
+import { heldRanges, structuresHeld, type HeldRange } from '../shared-memory/registry.js';
 import { RobustLock } from '../sync/robust-lock.js';
 import { checkOptions, describe } from '../validate.js';
 import { Allocator, Corrupt, NOT_ALIGNED, OUT_OF_RANGE } from './allocator.js';
@@ -126,19 +126,25 @@ export class Session {
   }
 
   /**
-   * The error for `what` of the live block at `b` when this process still has a structure
-   * (channel, Watch, Mutex, Heap) starting inside it, else `undefined`. The overlap
-   * registry knows this process's structures only: another process's cannot be seen.
+   * A structure (channel, Watch, Mutex, Heap) this process still has starting inside the
+   * live block at `b`, else `undefined`. The overlap registry knows this process's
+   * structures only: another process's cannot be seen.
    */
-  inUse(what: string, b: number): BlockInUseError | undefined {
+  inUse(b: number): HeldRange | undefined {
+    const key = this.region.mapping.objectKey;
+    // This heap is one structure: with no other, nothing can be in the block.
+    if (structuresHeld(key) <= 1) return undefined;
     const start = this.base + b + BLOCK_HEADER;
     const end = start + this.a.usable(b);
-    for (const r of heldRanges(this.region.mapping.objectKey)) {
-      if (r.structure !== undefined && r.start >= start && r.start < end) {
-        return new BlockInUseError(`${what}: the block at offset ${start} of ${this.where()} still holds ${r.what} of this process at bytes ${r.start}..${r.end}; release it first; nothing changed`);
-      }
+    for (const r of heldRanges(key)) {
+      if (r.structure !== undefined && r.start >= start && r.start < end) return r;
     }
     return undefined;
+  }
+
+  /** The error for `what` (a call, as a string) of the block at `b`, which holds `r`. */
+  blockInUse(what: string, b: number, r: HeldRange): BlockInUseError {
+    return new BlockInUseError(`${what}: the block at offset ${this.base + b + BLOCK_HEADER} of ${this.where()} still holds ${r.what} of this process at bytes ${r.start}..${r.end}; release it first; nothing changed`);
   }
 
   notBlock(what: string, offset: number, why: number): NotABlockError {

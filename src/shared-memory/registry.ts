@@ -32,16 +32,30 @@ export function conflicts(r: HeldRange, signature: string, start: number, end: n
 }
 
 const byObject = new Map<string, Set<HeldRange>>();
+/** Structures (ranges with a `structure`) held on each object, to skip a scan when only one is. */
+const structureCount = new Map<string, number>();
 
 /** Records `range` on the object `key`; returns a function that forgets it. */
 export function hold(key: string, range: HeldRange): () => void {
   let set = byObject.get(key);
   if (set === undefined) byObject.set(key, (set = new Set()));
   set.add(range);
+  const counted = range.structure !== undefined;
+  if (counted) structureCount.set(key, (structureCount.get(key) ?? 0) + 1);
   return () => {
-    set.delete(range);
+    if (!set.delete(range)) return;
+    if (counted) {
+      const n = structureCount.get(key)! - 1;
+      if (n === 0) structureCount.delete(key);
+      else structureCount.set(key, n);
+    }
     if (set.size === 0 && byObject.get(key) === set) byObject.delete(key);
   };
+}
+
+/** How many structures this process holds on object `key`. */
+export function structuresHeld(key: string): number {
+  return structureCount.get(key) ?? 0;
 }
 
 /** The held ranges of object `key`. */
