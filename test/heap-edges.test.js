@@ -206,7 +206,7 @@ test('free and unname refuse a block in which this process still has a structure
 });
 
 test('malloc with align: HeapFullError.largest is a size malloc really gets at that alignment (seeded)', () => {
-  const seed = Number(process.env.SEED ?? Date.now() % 1e9);
+  const seed = Number(process.env.HEAP_SEED ?? Date.now() % 1e9); // HEAP_SEED=... replays a failure
   const rnd = prng(seed);
   const shm = h.object();
   const heap = h.keep(new Heap(shm, { size: 1 << 18, offset: 16 * Math.floor(rnd() * 64) }));
