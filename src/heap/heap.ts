@@ -31,8 +31,7 @@ import { Allocator } from './allocator.js';
 import { checkHeap, statsOf } from './check.js';
 import { ALIGN, BLOCK_HEADER, geometry, HEAP_MAX, HW, minimumSize, NAMES_DEFAULT, NAMES_MAX } from './layout.js';
 import { adopt, findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
-import { Session, type AllocOptions } from './session.js';
-import type { HeldRange } from '../shared-memory/registry.js';
+import { Session, type AllocOptions, type HeldStructure } from './session.js';
 import { step, type HeapStats } from './steps.js';
 
 /** Where a heap lives and how big it is. */
@@ -251,7 +250,7 @@ export class Heap implements Disposable {
     s.enter();
     let b: number;
     let named = false;
-    let busy: HeldRange | undefined;
+    let busy: HeldStructure | undefined;
     try {
       step('heap.free.locked');
       b = a.blockOf(offset - s.base);

@@ -9,7 +9,7 @@
 import { SpinBudget } from '../sync/spin.js';
 import { BlockInUseError, HeapCorruptError, HeapFullError, InvalidArgumentError, NotABlockError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import type { Region } from '../region/region.js';
-import { heldRanges, structuresHeld, type HeldRange } from '../shared-memory/registry.js';
+import { heldRanges, structuresHeld } from '../shared-memory/registry.js';
 import { RobustLock } from '../sync/robust-lock.js';
 import { checkOptions, describe } from '../validate.js';
 import { Allocator, Corrupt, NOT_ALIGNED, OUT_OF_RANGE } from './allocator.js';
@@ -20,6 +20,13 @@ import { NameTable } from './names.js';
 export interface AllocOptions {
   /** The block's offset in the object is a multiple of this: a power of two from 16 to 65536. Default 16. */
   align?: number;
+}
+
+/** A structure of this process found in a block: its bytes in the object and what it is. */
+export interface HeldStructure {
+  readonly start: number;
+  readonly end: number;
+  readonly what: string;
 }
 
 /** Largest alignment a block can ask for. */
@@ -130,7 +137,7 @@ export class Session {
    * live block at `b`, else `undefined`. The overlap registry knows this process's
    * structures only: another process's cannot be seen.
    */
-  inUse(b: number): HeldRange | undefined {
+  inUse(b: number): HeldStructure | undefined {
     const key = this.region.mapping.objectKey;
     // This heap is one structure: with no other, nothing can be in the block.
     if (structuresHeld(key) <= 1) return undefined;
@@ -143,7 +150,7 @@ export class Session {
   }
 
   /** The error for `what` (a call, as a string) of the block at `b`, which holds `r`. */
-  blockInUse(what: string, b: number, r: HeldRange): BlockInUseError {
+  blockInUse(what: string, b: number, r: HeldStructure): BlockInUseError {
     return new BlockInUseError(`${what}: the block at offset ${this.base + b + BLOCK_HEADER} of ${this.where()} still holds ${r.what} of this process at bytes ${r.start}..${r.end}; release it first; nothing changed`);
   }
 
