@@ -39,7 +39,8 @@ export type ShmErrorCode =
   | 'ERR_SHM_HEAP_FULL'
   | 'ERR_SHM_HEAP_NOT_A_BLOCK'
   | 'ERR_SHM_HEAP_NAME'
-  | 'ERR_SHM_HEAP_CORRUPT';
+  | 'ERR_SHM_HEAP_CORRUPT'
+  | 'ERR_SHM_HEAP_BLOCK_IN_USE';
 
 /** Base class of the library's own errors (argument errors extend TypeError / RangeError instead). */
 export class ShmError extends Error {
@@ -331,5 +332,12 @@ export class HeapNameError extends ShmError {
 export class HeapCorruptError extends ShmError {
   constructor(message: string) {
     super(message, 'ERR_SHM_HEAP_CORRUPT');
+  }
+}
+
+/** A heap's `free` / `unname` of a block in which this process still has a structure (a channel, Watch, Mutex or Heap created in it): release that first. Nothing changed. */
+export class BlockInUseError extends ShmError {
+  constructor(message: string) {
+    super(message, 'ERR_SHM_HEAP_BLOCK_IN_USE');
   }
 }

@@ -711,6 +711,19 @@ const CHANNEL_AND_MUTEX_ROWS = [
         heap.named('t', 16);
         return () => heap.named('t', 100);
       }),
+      {
+        title: 'heap.free of a block in which this process still has a channel',
+        Class: api.BlockInUseError,
+        message: /^free\(\d+\): the block at offset \d+ of the Heap at offset 0 of shared memory '[^']+' still holds a SingleBuffered\.Fixed\(width 8\) of this process at bytes \d+\.\.\d+; release it first; nothing changed$/,
+        act(ctx) {
+          const { shm, heap, bytes } = heapOf(ctx);
+          const o = heap.malloc(api.Channel.byteLength({ depth: 0, width: 8 }));
+          const ch = new api.Channel.SingleBuffered.Fixed(shm, { offset: o, width: 8, autosize: false });
+          ctx.handles.unshift({ close: () => ch.release() });
+          const before = bytes();
+          return { call: () => heap.free(o), unchanged: () => assert.ok(bytes().equals(before), "the heap's bytes are unchanged"), shmName: shm.name };
+        },
+      },
       row('heap.check of a heap whose memory was overwritten', api.HeapCorruptError, /^the Heap at offset 0 of shared memory '[^']+' is corrupt: .*$/, (heap) => {
         const o = heap.malloc(100);
         // Scribble over the block's header (16 bytes before its data).
@@ -759,6 +772,7 @@ const CODES = {
   NotABlockError: 'ERR_SHM_HEAP_NOT_A_BLOCK',
   HeapNameError: 'ERR_SHM_HEAP_NAME',
   HeapCorruptError: 'ERR_SHM_HEAP_CORRUPT',
+  BlockInUseError: 'ERR_SHM_HEAP_BLOCK_IN_USE',
 };
 
 /** The built-in base an error class must extend: argument errors TypeError / RangeError, AbortError Error, the rest ShmError. */

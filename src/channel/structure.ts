@@ -113,21 +113,19 @@ export function initOrAttach(region: Region, wanted: HeaderInfo | null, slotsOff
   }
 }
 
-function sameShape(a: HeaderInfo, b: HeaderInfo): boolean {
-  return a.kind === b.kind && a.payload === b.payload && a.depth === b.depth && a.width === b.width && a.totalSize === b.totalSize && a.maxMessage === b.maxMessage;
-}
-
 /**
  * Records that this process has a structure at `[start, end)` of the object, refusing
  * one that overlaps another structure (two handles on the same structure are fine).
- * Returns the function that forgets it.
+ * `admits` goes into the record (a structure that holds others: later structures inside
+ * it are no overlap); `admitsNow`, for a structure attached (not created) here, admits
+ * the structures this process already has inside it. Returns the function that forgets it.
  */
-export function holdStructure(region: Region, info: HeaderInfo, admits?: (start: number, end: number) => boolean): () => void {
+export function holdStructure(region: Region, info: HeaderInfo, admits?: (start: number, end: number) => boolean, admitsNow?: (start: number, end: number) => boolean): () => void {
   const key = region.mapping.objectKey;
   const start = region.offset;
   const end = start + info.totalSize;
   const signature = `${start}:${describeHeader(info)}`;
-  const other = findOverlap(key, start, end, (r) => conflicts(r, signature, start, end));
+  const other = findOverlap(key, start, end, (r) => conflicts(r, signature, start, end, admitsNow));
   if (other !== undefined) {
     throw new OverlapError(`a ${describeHeader(info)} at bytes ${start}..${end} of shared memory '${region.objectName}' would overlap ${other.what} at bytes ${other.start}..${other.end}`);
   }
@@ -149,6 +147,25 @@ export function prepareCreate(shm: SharedMemory, wanted: HeaderInfo, offset: num
     shm.growTo(offset + total);
   }
   return total;
+}
+
+/** The ready header at `offset` of `shm`, or `null` (no room, not ready, not a valid header). Reads only. */
+export function peekHeader(shm: SharedMemory, offset: number): HeaderInfo | null {
+  if (shm.size < offset + H.SIZE) return null;
+  const head = Region.map(shm, offset, H.SIZE);
+  try {
+    const w = new Int32Array(head.mapping.buffer!, head.start, H.SIZE / 4);
+    return Atomics.load(w, W.INIT) === INIT_READY ? readHeader(head) : null;
+  } catch {
+    return null;
+  } finally {
+    head.unmap();
+  }
+}
+
+/** `true` when two headers describe the same structure (kind, payload, depth, width, size, largest message). */
+export function sameShape(a: HeaderInfo, b: HeaderInfo): boolean {
+  return a.kind === b.kind && a.payload === b.payload && a.depth === b.depth && a.width === b.width && a.totalSize === b.totalSize && a.maxMessage === b.maxMessage;
 }
 
 /** Reads the size of the structure another process created at `offset`, checked against the object's size. */

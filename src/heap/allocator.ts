@@ -9,9 +9,9 @@
  * @internal
  */
 import { stepHook } from '../sync/steps.js';
-import { step, type HeapStats } from './steps.js';
+import { step } from './steps.js';
 import {
-  ALIGN, BLOCK_HEADER, FL_COUNT, FREE_BIT, HW, LOG_CAPACITY, MIN_BLOCK, NAME_ENTRY, NAMED_BIT, NAMES_OFFSET, SIZE_MASK, SL_COUNT, SL_LOG, SMALL,
+  ALIGN, BLOCK_HEADER, FL_COUNT, FREE_BIT, HEADER_BYTES, HW, LOG_CAPACITY, MIN_BLOCK, NAME_ENTRY, NAMED_BIT, NAMES_OFFSET, SIZE_MASK, SL_COUNT, SL_LOG, SMALL,
 } from './layout.js';
 
 /** Why an offset is not a live block. */
@@ -177,6 +177,45 @@ export class Allocator {
     }
   }
 
+  /** Bytes to split off the front of block `b` so that its data is aligned to `align` (0, or a free block's worth). */
+  #gap(b: number, align: number): number {
+    const gap = -(this.base + b + BLOCK_HEADER) & (align - 1);
+    return gap !== 0 && gap < MIN_BLOCK ? gap + align : gap;
+  }
+
+  /** `true` when the free block `b` holds `need` bytes after its gap for `align`. */
+  #fits(b: number, need: number, align: number): boolean {
+    return (this.w[b >> 2]! & SIZE_MASK) - this.#gap(b, align) >= need;
+  }
+
+  /**
+   * A free block holding `need` bytes at `align`, or 0: the block {@link #find} gives for
+   * `need` when it is aligned enough (no padding wasted), else any block of the padded
+   * size, else the first fit among the largest blocks (the list {@link largest} reads, so
+   * that `largest(align)` is a size malloc really gets).
+   */
+  #findAligned(need: number, align: number): number {
+    let b = this.#find(need);
+    if (b !== 0 && this.#fits(b, need, align)) return b;
+    b = this.#find(need + align + MIN_BLOCK);
+    if (b !== 0) return b;
+    const w = this.w;
+    for (let c = this.#top(), n = w[HW.FREE_BLOCKS]!; c !== 0 && n >= 0; c = w[(c >> 2) + 2]!, n--) {
+      if (this.#fits(c, need, align)) return c;
+    }
+    return 0;
+  }
+
+  /** The first block of the list holding the largest free blocks, or 0. */
+  #top(): number {
+    const w = this.w;
+    const flMap = w[HW.FL_BITMAP]!;
+    if (flMap === 0) return 0;
+    const fl = 31 - Math.clz32(flMap);
+    const sl = 31 - Math.clz32(w[HW.SL_BITMAP + fl]!);
+    return w[HW.HEADS + fl * SL_COUNT + sl]!;
+  }
+
   /** A free block of at least `need` bytes, or 0. */
   #find(need: number): number {
     const w = this.w;
@@ -223,6 +262,26 @@ export class Allocator {
     return this.#live(b) ? b : NOT_LIVE;
   }
 
+  /**
+   * The live block whose data holds bytes `[d, e)` (offsets from the heap's start), or -1:
+   * the nearest live block starting at or before `d` − 16 (the live-block map scanned
+   * backwards), if it reaches to `e`. Reads only (the overlap registry calls it without
+   * the lock: a block this process is creating a structure in does not change meanwhile).
+   */
+  containing(d: number, e: number): number {
+    if (d < this.arena + BLOCK_HEADER || e > this.end || e <= d) return -1;
+    const w = this.w;
+    const g = (d - BLOCK_HEADER - this.arena) >> 4;
+    let k = g >> 5;
+    let bits = w[this.map + k]! & (-1 >>> (31 - (g & 31)));
+    while (bits === 0) {
+      if (--k < 0) return -1;
+      bits = w[this.map + k]!;
+    }
+    const b = this.arena + ((k << 5) + 31 - Math.clz32(bits)) * ALIGN;
+    return e <= b + (w[b >> 2]! & SIZE_MASK) ? b : -1;
+  }
+
   /** Bytes of data of the live block at `b`. */
   usable(b: number): number {
     return (this.w[b >> 2]! & SIZE_MASK) - BLOCK_HEADER;
@@ -231,6 +290,17 @@ export class Allocator {
   /** Owner pid of the live block at `b` (0: named). */
   owner(b: number): number {
     return this.w[(b >> 2) + 2]!;
+  }
+
+  /** Makes `owner` the owner of the live, unnamed block at `b` (logged). */
+  adopt(b: number, owner: number): void {
+    this.set((b >> 2) + 2, owner);
+  }
+
+  /** Makes the live block at `b` a named block: the NAMED bit, owner 0 (logged). */
+  name(b: number): void {
+    this.set(b >> 2, this.w[b >> 2]! | NAMED_BIT);
+    this.set((b >> 2) + 2, 0);
   }
 
   /** `true` when the live block at `b` is named. */
@@ -247,8 +317,7 @@ export class Allocator {
   malloc(asked: number, owner: number, flags: number, align: number): number {
     const w = this.w;
     const need = Math.max(MIN_BLOCK, (asked + BLOCK_HEADER + ALIGN - 1) & SIZE_MASK);
-    // A larger alignment: room to split a free block of at least MIN_BLOCK off the front.
-    let b = this.#find(align === ALIGN ? need : need + align + MIN_BLOCK);
+    let b = align === ALIGN ? this.#find(need) : this.#findAligned(need, align);
     if (b === 0) return 0;
     let s = w[b >> 2]! & SIZE_MASK;
     this.#remove(b, s);
@@ -256,8 +325,7 @@ export class Allocator {
     let freeBytes = w[HW.FREE]! - s;
     let freeBlocks = w[HW.FREE_BLOCKS]! - 1;
     if (align !== ALIGN) {
-      let gap = -(this.base + b + BLOCK_HEADER) & (align - 1);
-      if (gap !== 0 && gap < MIN_BLOCK) gap += align;
+      const gap = this.#gap(b, align);
       if (gap !== 0) {
         // The front becomes a free block of its own (the block before it is not free).
         const nb = b + gap;
@@ -289,6 +357,11 @@ export class Allocator {
     const g = this.#bit(b);
     const m = this.map + (g >> 5);
     this.set(m, w[m]! | (1 << (g & 31)));
+    // No block is handed out holding a structure header (a freed channel's, or one that
+    // lay inside a freed block): its first 64 bytes of data (a header's size) are zeroed.
+    // Not logged: rolled back, they are the data of a free block, which nothing reads.
+    // (A loop: for 16 words, half the cost of TypedArray.fill.)
+    for (let i = (b + BLOCK_HEADER) >> 2, e = i + (Math.min(HEADER_BYTES, s - BLOCK_HEADER) >> 2); i < e; i++) w[i] = 0;
     this.set(HW.USED, w[HW.USED]! + s);
     this.set(HW.BLOCKS, w[HW.BLOCKS]! + 1);
     this.set(HW.FREE, freeBytes);
@@ -333,45 +406,19 @@ export class Allocator {
     step('heap.free.inserted');
   }
 
-  /** Bytes of data of the largest block malloc can hand out now (0 when none). */
-  largest(): number {
+  /**
+   * Bytes of data of the largest block malloc can hand out now at `align` (0 when none):
+   * with 16, exactly the largest; with more, what the largest blocks give after their
+   * gaps (malloc of that many bytes at that alignment succeeds; a smaller, better aligned
+   * block may give more).
+   */
+  largest(align: number = ALIGN): number {
     const w = this.w;
-    const flMap = w[HW.FL_BITMAP]!;
-    if (flMap === 0) return 0;
-    const fl = 31 - Math.clz32(flMap);
-    const sl = 31 - Math.clz32(w[HW.SL_BITMAP + fl]!);
     let max = 0;
-    for (let b = w[HW.HEADS + fl * SL_COUNT + sl]!, n = 0; b !== 0 && n <= w[HW.FREE_BLOCKS]!; b = w[(b >> 2) + 2]!, n++) max = Math.max(max, w[b >> 2]! & SIZE_MASK);
-    return max === 0 ? 0 : max - BLOCK_HEADER;
-  }
-
-  /** The statistics words. */
-  stats(): HeapStats {
-    const w = this.w;
-    return {
-      size: this.size,
-      used: w[HW.USED]! >>> 0,
-      free: w[HW.FREE]! >>> 0,
-      largest: this.largest(),
-      blocks: w[HW.BLOCKS]!,
-      freeBlocks: w[HW.FREE_BLOCKS]!,
-      named: w[HW.NAMED]!,
-      repairs: w[HW.REPAIRS]! >>> 0,
-    };
-  }
-
-  /** Allocated blocks, in address order: offset, owner and flags (for reclaim). */
-  allocated(): { b: number; owner: number; named: boolean }[] {
-    const w = this.w;
-    const out: { b: number; owner: number; named: boolean }[] = [];
-    for (let b = this.arena; b < this.end; ) {
-      const h = w[b >> 2]!;
-      const s = h & SIZE_MASK;
-      if (s < MIN_BLOCK) throw new Corrupt(`the block at heap offset ${b} has size ${s}`);
-      if ((h & FREE_BIT) === 0) out.push({ b, owner: w[(b >> 2) + 2]!, named: (h & NAMED_BIT) !== 0 });
-      b += s;
+    for (let b = this.#top(), n = 0; b !== 0 && n <= w[HW.FREE_BLOCKS]!; b = w[(b >> 2) + 2]!, n++) {
+      max = Math.max(max, (w[b >> 2]! & SIZE_MASK) - (align === ALIGN ? 0 : this.#gap(b, align)));
     }
-    return out;
+    return max <= BLOCK_HEADER ? 0 : max - BLOCK_HEADER;
   }
 
   /** Word index of name entry `k`. */

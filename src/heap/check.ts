@@ -1,11 +1,40 @@
 /**
  * `heap.check()`: walks a heap and verifies every invariant of layout.ts, with the lock
- * held. Reads only. Throws {@link Corrupt} naming the first broken invariant.
+ * held; and the other whole-heap reads (statistics, the list of allocated blocks). Reads only. Throws {@link Corrupt} naming the first broken invariant.
  * @internal
  */
 import { Allocator, Corrupt } from './allocator.js';
 import type { HeapStats } from './steps.js';
 import { BLOCK_HEADER, FL_COUNT, FREE_BIT, HW, MIN_BLOCK, NAME_MAX, NAMED_BIT, SIZE_MASK, SL_COUNT, SMALL, SL_LOG } from './layout.js';
+
+/** The statistics words. */
+export function statsOf(a: Allocator): HeapStats {
+  const w = a.w;
+  return {
+    size: a.size,
+    used: w[HW.USED]! >>> 0,
+    free: w[HW.FREE]! >>> 0,
+    largest: a.largest(),
+    blocks: w[HW.BLOCKS]!,
+    freeBlocks: w[HW.FREE_BLOCKS]!,
+    named: w[HW.NAMED]!,
+    repairs: w[HW.REPAIRS]! >>> 0,
+  };
+}
+
+/** Allocated blocks, in address order: offset, owner and flags (for reclaim). */
+export function allocatedBlocks(a: Allocator): { b: number; owner: number; named: boolean }[] {
+  const w = a.w;
+  const out: { b: number; owner: number; named: boolean }[] = [];
+  for (let b = a.arena; b < a.end; ) {
+    const h = w[b >> 2]!;
+    const s = h & SIZE_MASK;
+    if (s < MIN_BLOCK) throw new Corrupt(`the block at heap offset ${b} has size ${s}`);
+    if ((h & FREE_BIT) === 0) out.push({ b, owner: w[(b >> 2) + 2]!, named: (h & NAMED_BIT) !== 0 });
+    b += s;
+  }
+  return out;
+}
 
 function classOf(s: number): number {
   if (s < SMALL) return s >>> 4;
@@ -81,7 +110,7 @@ export function checkHeap(a: Allocator): HeapStats {
   if (w[HW.FL_BITMAP] !== flWant) fail(`the first-level bitmap is 0x${(w[HW.FL_BITMAP]! >>> 0).toString(16)}, its lists say 0x${(flWant >>> 0).toString(16)}`);
   if (free.size !== 0) fail(`${free.size} free block(s) are on no free list (the first at heap offset ${[...free][0]})`);
   // 3. The statistics words.
-  const st = a.stats();
+  const st = statsOf(a);
   const want = { used, free: freeBytes, blocks, freeBlocks: listed, named: namedBlocks.size };
   for (const [k, v] of Object.entries(want)) {
     if (st[k as keyof HeapStats] !== v) fail(`the ${k} word holds ${st[k as keyof HeapStats]}, the blocks say ${v}`);

@@ -22,16 +22,16 @@
  */
 import { InvalidArgumentError, LayoutError, MisalignedError, NotABlockError, OutOfRangeError } from '../errors.js';
 import { describeHeader, H, Kind, Payload, type HeaderInfo } from '../channel/layout.js';
-import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from '../channel/structure.js';
+import { attachedSize, holdStructure, initOrAttach, peekHeader, prepareCreate, sameShape } from '../channel/structure.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
 import { Allocator } from './allocator.js';
-import { checkHeap } from './check.js';
+import { checkHeap, statsOf } from './check.js';
 import { ALIGN, BLOCK_HEADER, geometry, HEAP_MAX, HW, minimumSize, NAMES_DEFAULT, NAMES_MAX } from './layout.js';
-import { findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
-import { Session, type AllocOptions } from './session.js';
+import { adopt, findOrCreate, list, lookup, reclaim, unname, type NamedBlock, type ReclaimResult } from './named.js';
+import { Session, type AllocOptions, type HeldStructure } from './session.js';
 import { step, type HeapStats } from './steps.js';
 
 /** Where a heap lives and how big it is. */
@@ -100,36 +100,58 @@ export class Heap implements Disposable {
       if (typeof autosize !== 'boolean') throw new InvalidArgumentError(`options.autosize must be a boolean, got ${describe(autosize)}`);
     } else offset = options.offset!;
     if (offset % 16 !== 0) throw new MisalignedError(`a Heap's offset must be a multiple of 16, got ${offset}`);
-    const total = wanted ? prepareCreate(shm, wanted, offset, autosize) : attachedSize(shm, offset);
+    // A heap of this shape already there is attached, never created: nothing is written,
+    // so the structures this process has in its blocks are checked against it once it is
+    // readable (admission both ways) instead of being taken for overlaps beforehand.
+    const there = wanted ? peekHeader(shm, offset) : null;
+    const attach = wanted === null || (there !== null && sameShape(there, wanted));
+    const total = attach ? attachedSize(shm, offset) : prepareCreate(shm, wanted!, offset, autosize);
     this.region = Region.map(shm, offset, total);
     const buffer = this.region.mapping.buffer!;
     const w = new Int32Array(buffer, this.region.start, total / 4);
+    const base = offset;
+    // Through a WeakRef: the registry's entry must not keep this handle from being
+    // collected; a collected handle (its finalizer not run yet) refuses nothing.
+    const self = new WeakRef(this);
+    const admits = (start: number, end: number): boolean => {
+      const heap = self.deref();
+      return heap === undefined || heap.#admits(start, end);
+    };
     let forget: (() => void) | undefined;
+    let session: Session;
     try {
-      const found = wanted ?? readHeader(this.region);
+      let found: HeaderInfo;
+      if (attach) {
+        found = initOrAttach(this.region, null, 0);
+        if (wanted !== null && !sameShape(found, wanted)) throw new LayoutError(`at offset ${offset} of shared memory '${shm.name}' there is already a ${describeHeader(found)}; asked for a ${describeHeader(wanted)}`);
+      } else found = wanted!;
       if (found.kind !== Kind.Heap) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a Heap (it is a ${describeHeader(found)})`);
       const g = geometry(found.totalSize, found.depth);
       if (g === null) throw new LayoutError(`the Heap at offset ${offset} of shared memory '${shm.name}' is corrupt: size ${found.totalSize} leaves no room for blocks`);
-      // Through a WeakRef: the registry's entry must not keep this handle from being collected.
-      const self = new WeakRef(this);
-      forget = holdStructure(this.region, found, (start, end) => {
-        const heap = self.deref();
-        return heap !== undefined && heap.#admits(start, end);
-      });
-      this.info = initOrAttach(this.region, wanted, g.arena, () => Allocator.format(w, found.totalSize, g));
+      if (attach) {
+        this.info = found;
+      } else {
+        forget = holdStructure(this.region, found, admits);
+        this.info = initOrAttach(this.region, wanted, g.arena, () => Allocator.format(w, found.totalSize, g));
+      }
       if (w[HW.ARENA] !== g.arena || w[HW.END] !== g.end || w[HW.MAP] !== g.map) {
         throw new LayoutError(`the Heap at offset ${offset} of shared memory '${shm.name}' is corrupt: its control words do not match its size (${found.totalSize}) and name count (${found.depth})`);
+      }
+      session = new Session(this.region, w, this.info.depth);
+      if (attach) {
+        const a = session.a;
+        forget = holdStructure(this.region, found, admits, (start, end) => a.containing(start - base, end - base) >= 0);
       }
     } catch (err) {
       forget?.();
       this.region.unmap();
       throw err;
     }
-    this.#forget = forget;
-    structures.register(this, forget, this);
+    this.#forget = forget!;
+    structures.register(this, forget!, this);
     this.#shm = shm;
-    this.#s = new Session(this.region, w, this.info.depth);
-    this.#a = this.#s.a;
+    this.#s = session;
+    this.#a = session.a;
   }
 
   /**
@@ -177,8 +199,11 @@ export class Heap implements Disposable {
 
   /**
    * Allocates a block of at least `n` bytes (1 to the heap's size), owned by this process.
+   * Its contents are undefined except that its first 64 bytes are zero: it never carries
+   * a structure header (use {@link Heap.calloc} for zeroed memory).
    * @returns The offset of its first byte in the object: a multiple of 16 (or of `options.align`).
-   * @throws {@link HeapFullError} when no free block is large enough; nothing changed.
+   * @throws {@link HeapFullError} when no free block is large enough (its `largest`: what
+   *   malloc surely gets at this alignment); nothing changed.
    */
   malloc(n: number, options?: AllocOptions): number {
     const s = this.#s;
@@ -192,13 +217,13 @@ export class Heap implements Disposable {
       step('heap.malloc.locked');
       b = a.malloc(size, PID, 0, align);
       if (b !== 0) a.commit();
-      else largest = a.largest();
+      else largest = a.largest(align);
     } catch (err) {
       throw s.undo(err);
     } finally {
       s.leave();
     }
-    if (b === 0) throw s.full(size, largest);
+    if (b === 0) throw s.full(size, largest, align);
     return s.base + b + BLOCK_HEADER;
   }
 
@@ -215,6 +240,8 @@ export class Heap implements Disposable {
    * @throws {@link NotABlockError} when `offset` is not a live block of this heap (never
    *   allocated, freed already, inside a block, outside the heap, misaligned) or is a named
    *   block (use `unname`); nothing changed.
+   * @throws {@link BlockInUseError} when this process still has a structure (channel,
+   *   Watch, Mutex, Heap) in the block; nothing changed.
    */
   free(offset: number): void {
     const s = this.#s;
@@ -223,11 +250,13 @@ export class Heap implements Disposable {
     s.enter();
     let b: number;
     let named = false;
+    let busy: HeldStructure | undefined;
     try {
       step('heap.free.locked');
       b = a.blockOf(offset - s.base);
       named = b >= 0 && a.named(b);
-      if (b >= 0 && !named) {
+      busy = b >= 0 && !named ? s.inUse(b) : undefined;
+      if (b >= 0 && !named && busy === undefined) {
         a.free(b);
         a.commit();
       }
@@ -237,6 +266,7 @@ export class Heap implements Disposable {
       s.leave();
     }
     if (b < 0) throw s.notBlock('free', offset, b);
+    if (busy !== undefined) throw s.blockInUse(`free(${offset})`, b, busy);
     if (named) throw new NotABlockError(`free(${offset}): the block at offset ${offset} of ${s.where()} is a named block; remove it with unname(); nothing was freed`);
   }
 
@@ -250,17 +280,28 @@ export class Heap implements Disposable {
     return this.#a.owner(this.#s.live('ownerOf', offset));
   }
 
+  /**
+   * Makes this process the owner of the block at `offset` (under the lock, logged like
+   * every change): `reclaim` / `reclaimDead` then go by this process's life, not the
+   * allocator's. For a block handed from the process that allocated it to the one that
+   * keeps using it.
+   * @returns The previous owner's pid.
+   * @throws {@link NotABlockError} when `offset` is not a live block of this heap, or is a named block (owned by no process); nothing changed.
+   */
+  adopt(offset: number): number {
+    return adopt(this.#s, offset);
+  }
+
   /** A Region over exactly the block at `offset` (its {@link Heap.sizeOf} bytes). */
   map(offset: number): Region {
     const b = this.#s.live('map', offset);
     return Region.map(this.#shm, offset, this.#a.usable(b));
   }
 
-  /** For the overlap registry: a structure at object bytes `[start, end)` lies within one live block. Reads without the lock. */
+  /** For the overlap registry: a structure at object bytes `[start, end)` lies within one live block (anywhere in it). Reads without the lock. */
   #admits(start: number, end: number): boolean {
     if (!this.region.isMapped) return false;
-    const b = this.#a.blockOf(start - this.region.offset);
-    return b >= 0 && end <= start + this.#a.usable(b);
+    return this.#a.containing(start - this.region.offset, end - this.region.offset) >= 0;
   }
 
   // ---- named blocks ---------------------------------------------------------------
@@ -284,6 +325,7 @@ export class Heap implements Disposable {
   /**
    * Removes the name and **frees its block**: call it only once no process uses the block.
    * @returns `true` when the name existed.
+   * @throws {@link BlockInUseError} when this process still has a structure in the block; nothing changed.
    */
   unname(name: string): boolean {
     return unname(this.#s, name);
@@ -301,7 +343,7 @@ export class Heap implements Disposable {
     const s = this.#s;
     s.enter();
     try {
-      return this.#a.stats();
+      return statsOf(this.#a);
     } finally {
       s.leave();
     }
@@ -325,13 +367,17 @@ export class Heap implements Disposable {
   }
 
   /**
-   * Frees every (unnamed) block allocated by process `pid`, which must be gone.
-   * @throws {@link InvalidArgumentError} when `pid` is not a positive integer or the process still runs.
+   * Frees every (unnamed) block allocated by process `pid`, which must be gone (judged
+   * with the lock held, so a process that got the pid meanwhile counts as running).
+   * @throws {@link InvalidArgumentError} when `pid` is not a positive integer or the process still runs; nothing freed.
    */
   reclaim(pid: number): ReclaimResult {
     if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0 || pid > 0x7fffffff) throw new InvalidArgumentError(`reclaim needs a process id (a positive integer), got ${describe(pid)}`);
-    if (processAlive(pid)) throw new InvalidArgumentError(`reclaim(${pid}): process ${pid} is still running; only a dead process's blocks can be reclaimed`);
-    return reclaim(this.#s, (owner) => owner === pid);
+    // Judged under the lock, as reclaimDead does: a pid found dead before waiting for the
+    // lock may belong to a new process (which may allocate) by the time it is ours.
+    return reclaim(this.#s, (owner) => owner === pid, () => {
+      if (processAlive(pid)) throw new InvalidArgumentError(`reclaim(${pid}): process ${pid} is still running; only a dead process's blocks can be reclaimed; nothing was freed`);
+    });
   }
 
   /** Frees every (unnamed) block whose owner process is gone. */

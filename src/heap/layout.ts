@@ -58,6 +58,8 @@
  * then writes the word; the operation commits by storing `logCount` = 0. Whoever takes
  * `lock` with `logCount` ≠ 0 (its holder died) restores the entries from last to first,
  * then stores 0: an idempotent repair, so a repairer killed half-way is repaired alike.
+ * malloc zeroes the first 64 bytes of the data it hands out (not logged), so no block
+ * comes out holding a structure header.
  * @internal
  */
 
@@ -105,6 +107,8 @@ export const SMALL = 256;
 export const BLOCK_HEADER = 16;
 export const ALIGN = 16;
 export const MIN_BLOCK = 32;
+/** Bytes of a structure header (layout.ts H.SIZE): malloc zeroes this much of a block's data, so no block is handed out holding one. */
+export const HEADER_BYTES = 64;
 /** Flag bits of a block's size word. */
 export const FREE_BIT = 1;
 export const NAMED_BIT = 2;

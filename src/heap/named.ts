@@ -1,11 +1,14 @@
 /**
  * The operations of a Heap over several blocks: named blocks (find or allocate by name,
- * look up, remove) and reclaiming the blocks of dead processes. Each runs under the
+ * look up, remove), reclaiming the blocks of dead processes, and adopting a block. Each runs under the
  * heap's lock (session.ts) and commits through its undo log.
  * @internal
  */
-import { HeapFullError, HeapNameError } from '../errors.js';
+import { HeapFullError, HeapNameError, InvalidArgumentError, NotABlockError } from '../errors.js';
+import { PID } from '../sync/liveness.js';
 import { describe } from '../validate.js';
+import { step } from './steps.js';
+import { allocatedBlocks } from './check.js';
 import { BLOCK_HEADER, NAMED_BIT } from './layout.js';
 import type { Session } from './session.js';
 
@@ -28,45 +31,81 @@ export interface ReclaimResult {
   pids: number[];
 }
 
-/** The offset of the block named `name`, allocating (n bytes, zeroed) the first time. */
+/** A new name's block larger than this is zeroed outside the lock (about 0.35 ms per MiB). */
+export const ZERO_UNLOCKED = 65536;
+
+/**
+ * The offset of the block named `name`, allocating (n bytes, zeroed) the first time.
+ *
+ * A block of up to 64 KiB is allocated, zeroed and named in one locked operation. A larger
+ * one would keep every other process waiting while it is zeroed, so it is allocated first
+ * as a block of this process's own (committed: killed after this, the block is the dead
+ * process's, for reclaimDead), zeroed without the lock, then named in a second locked
+ * operation — unless another process named it meanwhile, when it is given back.
+ */
 export function findOrCreate(s: Session, name: unknown, n: unknown, align: number): number {
   const key = s.names.encode(name);
   const size = s.size('named', n);
   const a = s.a;
-  s.enter();
-  let d = 0;
-  let found = -1;
-  let full = '';
-  let largest = 0;
-  try {
-    found = s.names.find(key);
-    if (found >= 0) d = s.names.blockOf(found);
-    else {
-      const k = s.names.vacant();
-      if (k < 0) full = `the name directory is full (${a.names} names)`;
+  const big = size > ZERO_UNLOCKED;
+  let reserved = 0;
+  for (;;) {
+    s.enter();
+    let d = 0;
+    let found = -1;
+    let full = '';
+    let largest = 0;
+    try {
+      found = s.names.find(key);
+      if (found >= 0) d = s.names.blockOf(found);
       else {
-        const b = a.malloc(size, 0, NAMED_BIT, align);
-        if (b === 0) largest = a.largest();
-        else {
-          d = b + BLOCK_HEADER;
-          s.u8.fill(0, d, d + a.usable(b));
+        const k = s.names.vacant();
+        if (k < 0) full = `the name directory is full (${a.names} names)`;
+        else if (reserved !== 0) {
+          a.name(reserved);
+          d = reserved + BLOCK_HEADER;
           s.names.enter(k, key, d);
           a.commit();
+          reserved = 0;
+        } else {
+          const b = a.malloc(size, big ? PID : 0, big ? 0 : NAMED_BIT, align);
+          if (b === 0) largest = a.largest(align);
+          else if (big) {
+            a.commit();
+            reserved = b;
+          } else {
+            d = b + BLOCK_HEADER;
+            s.u8.fill(0, d, d + a.usable(b));
+            s.names.enter(k, key, d);
+            a.commit();
+          }
         }
       }
+      // Named by another process meanwhile, or no entry left: the reserve goes back.
+      if (reserved !== 0 && (found >= 0 || full !== '')) {
+        a.free(reserved);
+        a.commit();
+        reserved = 0;
+      }
+      if (full !== '') largest = a.largest(align);
+    } catch (err) {
+      throw s.undo(err);
+    } finally {
+      s.leave();
     }
-    if (full !== '') largest = a.largest();
-  } catch (err) {
-    throw s.undo(err);
-  } finally {
-    s.leave();
+    if (reserved !== 0) {
+      step('heap.named.reserved');
+      const z = reserved + BLOCK_HEADER;
+      s.u8.fill(0, z, z + a.usable(reserved));
+      continue;
+    }
+    if (full !== '') throw new HeapFullError(`named(${describe(name)}, ${size}): ${full} in ${s.where()}; nothing changed`, size, largest);
+    if (d === 0) throw s.full(size, largest, align);
+    const usable = a.usable(d - BLOCK_HEADER);
+    if (found >= 0 && usable < size) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name has ${usable} usable bytes, fewer than the ${size} asked for`);
+    if (found >= 0 && (s.base + d) % align !== 0) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name is at offset ${s.base + d}, not a multiple of ${align}`);
+    return s.base + d;
   }
-  if (full !== '') throw new HeapFullError(`named(${describe(name)}, ${size}): ${full} in ${s.where()}; nothing changed`, size, largest);
-  if (d === 0) throw s.full(size, largest);
-  const usable = a.usable(d - BLOCK_HEADER);
-  if (found >= 0 && usable < size) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name has ${usable} usable bytes, fewer than the ${size} asked for`);
-  if (found >= 0 && (s.base + d) % align !== 0) throw new HeapNameError(`named(${describe(name)}, ${size}): the block of that name is at offset ${s.base + d}, not a multiple of ${align}`);
-  return s.base + d;
 }
 
 /** The offset of the block named `name`, or `undefined`. */
@@ -89,6 +128,8 @@ export function unname(s: Session, name: unknown): boolean {
     const k = s.names.find(key);
     if (k < 0) return false;
     const d = s.names.blockOf(k);
+    const busy = s.inUse(d - BLOCK_HEADER);
+    if (busy !== undefined) throw s.blockInUse(`unname(${describe(name)})`, d - BLOCK_HEADER, busy);
     s.names.remove(k);
     s.a.free(d - BLOCK_HEADER);
     s.a.commit();
@@ -110,12 +151,13 @@ export function list(s: Session): NamedBlock[] {
   }
 }
 
-/** Frees every unnamed block whose owner `dead(owner)` says is gone; each free commits on its own. */
-export function reclaim(s: Session, dead: (owner: number) => boolean): ReclaimResult {
+/** Frees every unnamed block whose owner `dead(owner)` says is gone; each free commits on its own. `first` runs with the lock held, before anything (it throws to refuse). */
+export function reclaim(s: Session, dead: (owner: number) => boolean, first?: () => void): ReclaimResult {
   const result: ReclaimResult = { blocks: 0, bytes: 0, pids: [] };
   s.enter();
   try {
-    for (const { b, owner, named } of s.a.allocated()) {
+    first?.();
+    for (const { b, owner, named } of allocatedBlocks(s.a)) {
       if (named || owner === 0 || !dead(owner)) continue;
       result.bytes += s.a.usable(b) + BLOCK_HEADER;
       s.a.free(b);
@@ -129,4 +171,30 @@ export function reclaim(s: Session, dead: (owner: number) => boolean): ReclaimRe
     s.leave();
   }
   return result;
+}
+
+/** Makes this process the owner of the live, unnamed block at `offset`; the previous owner. */
+export function adopt(s: Session, offset: unknown): number {
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset)) throw new InvalidArgumentError(`adopt needs a block's offset (an integer), got ${describe(offset)}`);
+  const a = s.a;
+  s.enter();
+  let b: number;
+  let named = false;
+  let before = 0;
+  try {
+    b = a.blockOf(offset - s.base);
+    named = b >= 0 && a.named(b);
+    if (b >= 0 && !named) {
+      before = a.owner(b);
+      a.adopt(b, PID);
+      a.commit();
+    }
+  } catch (err) {
+    throw s.undo(err);
+  } finally {
+    s.leave();
+  }
+  if (b < 0) throw s.notBlock('adopt', offset, b);
+  if (named) throw new NotABlockError(`adopt(${offset}): the block at offset ${offset} of ${s.where()} is a named block, which belongs to no process; nothing changed`);
+  return before;
 }

@@ -7,8 +7,9 @@
 // First: stripInternal drops the import the file's @internal comment sits on, and this
 // one is not needed by the declarations.
 import { SpinBudget } from '../sync/spin.js';
-import { HeapCorruptError, HeapFullError, InvalidArgumentError, NotABlockError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
+import { BlockInUseError, HeapCorruptError, HeapFullError, InvalidArgumentError, NotABlockError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import type { Region } from '../region/region.js';
+import { heldRanges, structuresHeld } from '../shared-memory/registry.js';
 import { RobustLock } from '../sync/robust-lock.js';
 import { checkOptions, describe } from '../validate.js';
 import { Allocator, Corrupt, NOT_ALIGNED, OUT_OF_RANGE } from './allocator.js';
@@ -19,6 +20,13 @@ import { NameTable } from './names.js';
 export interface AllocOptions {
   /** The block's offset in the object is a multiple of this: a power of two from 16 to 65536. Default 16. */
   align?: number;
+}
+
+/** A structure of this process found in a block: its bytes in the object and what it is. */
+export interface HeldStructure {
+  readonly start: number;
+  readonly end: number;
+  readonly what: string;
 }
 
 /** Largest alignment a block can ask for. */
@@ -57,9 +65,16 @@ export class Session {
     }
   }
 
-  /** Lets the lock go. */
+  /**
+   * Lets the lock go.
+   * @throws {@link HeapCorruptError} when the lock was no longer this process's: another
+   *   process took it over, judging this one dead (a pid reused, a liveness mistake), and
+   *   may have rolled back or changed the heap while this operation ran. The operation's
+   *   own result is then not to be trusted; `check()` tells whether the heap is sound.
+   */
   leave(): void {
-    this.lock.unlock();
+    if (this.lock.unlock()) return;
+    throw new HeapCorruptError(`${this.where()} may be corrupt: another process took its lock over from this one (pid ${process.pid}, judged dead) while this operation held it, so both changed the heap at once; the operation's result is not to be trusted (run check())`);
   }
 
   /** After an exception mid-operation: undo what it wrote (never half an operation); the error to throw. */
@@ -97,8 +112,10 @@ export class Session {
     return align;
   }
 
-  full(n: number, largest: number): HeapFullError {
-    return new HeapFullError(`cannot allocate ${n} bytes in ${this.where()}: the largest free block holds ${largest} bytes; nothing changed`, n, largest);
+  /** No block for `n` bytes at `align`; `largest`: what malloc gets at that alignment. */
+  full(n: number, largest: number, align: number = ALIGN): HeapFullError {
+    const at = align === ALIGN ? '' : ` at alignment ${align}`;
+    return new HeapFullError(`cannot allocate ${n} bytes${at} in ${this.where()}: the largest free block holds ${largest} bytes${at}; nothing changed`, n, largest);
   }
 
   /** The block of a live offset (read under the lock), or the error. */
@@ -113,6 +130,28 @@ export class Session {
     }
     if (b < 0) throw this.notBlock(what, offset, b);
     return b;
+  }
+
+  /**
+   * A structure (channel, Watch, Mutex, Heap) this process still has starting inside the
+   * live block at `b`, else `undefined`. The overlap registry knows this process's
+   * structures only: another process's cannot be seen.
+   */
+  inUse(b: number): HeldStructure | undefined {
+    const key = this.region.mapping.objectKey;
+    // This heap is one structure: with no other, nothing can be in the block.
+    if (structuresHeld(key) <= 1) return undefined;
+    const start = this.base + b + BLOCK_HEADER;
+    const end = start + this.a.usable(b);
+    for (const r of heldRanges(key)) {
+      if (r.structure !== undefined && r.start >= start && r.start < end) return r;
+    }
+    return undefined;
+  }
+
+  /** The error for `what` (a call, as a string) of the block at `b`, which holds `r`. */
+  blockInUse(what: string, b: number, r: HeldStructure): BlockInUseError {
+    return new BlockInUseError(`${what}: the block at offset ${this.base + b + BLOCK_HEADER} of ${this.where()} still holds ${r.what} of this process at bytes ${r.start}..${r.end}; release it first; nothing changed`);
   }
 
   notBlock(what: string, offset: number, why: number): NotABlockError {

@@ -26,6 +26,12 @@ export const HEAP_STEPS = [
   'heap.free.inserted',
   /** A name entry is written (block allocated); the log not yet cleared. */
   'heap.named.entered',
+  /**
+   * A new name's block larger than 64 KiB is allocated and committed, owned by this
+   * process and not yet named; the lock is free while it is zeroed (killed here: the
+   * block is the dead process's, for `reclaimDead`, and the name does not exist).
+   */
+  'heap.named.reserved',
   /** An undo entry (word index, old value) is written; `logCount` not yet bumped. */
   'heap.log.entry',
   /** `logCount` is bumped; the word itself not yet written. */

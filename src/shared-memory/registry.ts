@@ -21,22 +21,41 @@ export interface HeldRange {
   readonly admits?: (start: number, end: number) => boolean;
 }
 
-/** `true` when `r` is a structure other than `signature` that does not admit `[start, end)` inside it. */
-export function conflicts(r: HeldRange, signature: string, start: number, end: number): boolean {
-  return r.structure !== undefined && r.structure !== signature && !(r.admits?.(start, end) ?? false);
+/**
+ * `true` when `r` is a structure other than `signature` that does not admit `[start, end)`
+ * inside it, and that the new structure (through `admits`, when it can hold others: a
+ * Heap) does not admit inside itself either. Admission works both ways, so a structure
+ * in a block of a heap and a handle on that heap may be opened in either order.
+ */
+export function conflicts(r: HeldRange, signature: string, start: number, end: number, admits?: (start: number, end: number) => boolean): boolean {
+  return r.structure !== undefined && r.structure !== signature && !(r.admits?.(start, end) ?? false) && !(admits?.(r.start, r.end) ?? false);
 }
 
 const byObject = new Map<string, Set<HeldRange>>();
+/** Structures (ranges with a `structure`) held on each object, to skip a scan when only one is. */
+const structureCount = new Map<string, number>();
 
 /** Records `range` on the object `key`; returns a function that forgets it. */
 export function hold(key: string, range: HeldRange): () => void {
   let set = byObject.get(key);
   if (set === undefined) byObject.set(key, (set = new Set()));
   set.add(range);
+  const counted = range.structure !== undefined;
+  if (counted) structureCount.set(key, (structureCount.get(key) ?? 0) + 1);
   return () => {
-    set.delete(range);
+    if (!set.delete(range)) return;
+    if (counted) {
+      const n = structureCount.get(key)! - 1;
+      if (n === 0) structureCount.delete(key);
+      else structureCount.set(key, n);
+    }
     if (set.size === 0 && byObject.get(key) === set) byObject.delete(key);
   };
+}
+
+/** How many structures this process holds on object `key`. */
+export function structuresHeld(key: string): number {
+  return structureCount.get(key) ?? 0;
 }
 
 /** The held ranges of object `key`. */
