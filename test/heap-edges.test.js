@@ -371,11 +371,9 @@ test('reclaim(pid) judges the pid under the lock: a live process that got the pi
   assert.unreachable('could not get the dead pid back in 10 attempts');
 });
 
-// KNOWN FAILING on this branch: the lock word holds only a pid, so a takeover CAS that
-// follows a pid reuse succeeds against the new holder. The tag beside the pid in
-// src/sync/robust-lock.ts (changed on another branch) fixes it. Meanwhile Session.leave
-// reports the lost lock to the holder it was taken from (HeapCorruptError).
-test('a lock takeover waits for the new holder when the dead holder pid is reused before its CAS (needs robust-lock tags)', async () => {
+// A lock word holding only a pid let this takeover CAS succeed against the new holder:
+// the tag beside the pid (src/sync/robust-lock.ts) makes the word differ, and the CAS fail.
+test('a lock takeover waits for the new holder when the dead holder pid is reused before its CAS', async () => {
   if (!canSetPids()) {
     console.log('  (skipped: needs root and a writable /proc/sys/kernel/ns_last_pid)');
     return;
@@ -409,11 +407,18 @@ test('a lock takeover waits for the new holder when the dead holder pid is reuse
       continue;
     }
     await gQ.reached({ peer: Q });
-    // C's CAS finds P in the lock word (now Q's) and succeeds: two holders.
+    // C's CAS finds P in the lock word, now Q's, with another tag: it fails, and C goes to
+    // sleep waiting for Q (it counts itself in lockWaiters). Without the tag it would take
+    // the lock and finish its malloc beside Q.
+    const lockWords = new Int32Array(heap.region.mapping.buffer, heap.region.start, 32);
     gC.release();
-    const c = await C.result();
+    let cExited = false;
+    C.exited.then(() => (cExited = true));
+    const until = Date.now() + 10_000;
+    while (!cExited && Atomics.load(lockWords, 17) === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
     gQ.release();
     const q = await Q.result();
+    const c = await C.result();
     // Expected: C waits for Q; two distinct blocks; the heap sound.
     let problem = '';
     if (c.ok && q.ok && c.offset === q.offset) problem = `both got the block at ${c.offset}`;
