@@ -212,4 +212,30 @@ test('back-pressure: a subscriber joined from the oldest message is not overrun 
   assert.equal(r.lags, [], 'no lag after the first receive');
 });
 
+// Guarantee: a lagging subscriber's receive throws one LaggedError with the exact count,
+// and "the receive after that continues from the oldest message still in the ring"
+// (docs/api/broadcast.md). #lagged() takes the oldest as tail − depth; a publisher that
+// has claimed position `tail` (seq stored) but not moved `tail` yet has already taken the
+// slot of tail − depth, so the subscriber is sent to a position being overwritten and the
+// next receive throws a second LaggedError for the same overrun.
+test('one overrun, one LaggedError: the lag moves the cursor past a slot already claimed', async () => {
+  const { shm, bc, gates: [gate] } = setup();
+  const s = party(shm, 'subscriber', { wait: true, count: 4, timeout: 3000 });
+  assert.is((await s.message('ready')).cursor, 0);
+  for (let i = 0; i <= DEPTH; i++) bc.publishSync(msg(1, i)); // positions 0..4: 0 is overwritten
+  // A publisher claims position 5 (the slot of position 1) and is stopped before moving tail.
+  const a = party(shm, 'publisher', { id: 2, from: 0, count: 1, step: 'broadcast.publish.claimed' });
+  await gate.reached({ peer: a });
+  s.send('go');
+  await new Promise((r) => setTimeout(r, 200));
+  gate.release();
+  assert.ok((await a.result()).ok);
+  const r = await s.result();
+  assert.ok(r.ok, JSON.stringify(r));
+  // Positions 0 and 1 are lost (1 was being overwritten when the lag was computed).
+  assert.equal(r.got.map((n) => [idOf(n), n & 0xfffff]), [[1, 2], [1, 3], [1, 4], [2, 0]]);
+  assert.is(r.missed, 2);
+  assert.equal(r.lags, [2], `one LaggedError for the one overrun (got ${JSON.stringify(r.lags)})`);
+});
+
 test.run();
