@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Broadcast, LaggedError, Region } from '../dist/index.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
-import { harness, settle } from './fixtures/channel-harness.js';
+import { harness, settle, until } from './fixtures/channel-harness.js';
 import { checkValue, valueOf } from './fixtures/watch-values.js';
 
 const h = harness(test, 'bbreak');
@@ -109,7 +109,6 @@ test('back-pressure: a message grown while its async publish waits is never copi
   const view = new Uint8Array(ab);
   view.fill(1);
   const pending = settle(bc.publish(view, { timeout: 5000 }));
-  await new Promise((r) => setTimeout(r, 20));
   ab.resize(256); // the view tracks the length: 256 bytes now
   view.fill(0xab);
   hold.send('go'); // the holder leaves: the publish goes on
@@ -142,7 +141,6 @@ test('back-pressure: a publish that fails after its claim does not wedge subscri
   assert.is((await other.message('ready')).cursor, DEPTH);
   const data = new Float64Array(1);
   const pending = settle(bc.publish(data, { timeout: 5000 }));
-  await new Promise((r) => setTimeout(r, 20));
   structuredClone(data.buffer, { transfer: [data.buffer] }); // the caller gives its buffer away meanwhile
   hold.send('go');
   const r = await pending;
@@ -227,7 +225,8 @@ test('one overrun, one LaggedError: the lag moves the cursor past a slot already
   const a = party(shm, 'publisher', { id: 2, from: 0, count: 1, step: 'broadcast.publish.claimed' });
   await gate.reached({ peer: a });
   s.send('go');
-  await new Promise((r) => setTimeout(r, 200));
+  // Its first receive reports the lag (its cursor in the table moves) while A is still stopped.
+  await until(() => bc.stats().subscribers.some((x) => x.cursor !== 0), { what: 'the lag', peers: [s] });
   gate.release();
   assert.ok((await a.result()).ok);
   const r = await s.result();
