@@ -362,7 +362,13 @@ export class Broadcast implements Disposable {
 
   #fill(data: Message): void {
     const p = this.#p.position;
-    this.#ctx.payloads.fill(this.#p.slotByte(p), data);
+    try {
+      this.#ctx.payloads.check(data); // it may have changed while the publish waited
+      this.#ctx.payloads.fill(this.#p.slotByte(p), data);
+    } catch (err) {
+      this.#p.skip(this.#p.slotWord(p), p); // give the claimed position up: nobody waits on a live owner
+      throw err;
+    }
     this.#p.commit(p);
   }
 

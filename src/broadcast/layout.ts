@@ -20,6 +20,7 @@
  * | 192    | progress       | subscribers (back-pressure), `close()` | seq-cst add | futex word publishers sleep on while the slowest subscriber is a ring behind |
  * | 196    | sendWaiters    | sleeping publishers             | seq-cst add/sub | count |
  * | 200    | abandoned      | whoever gives up a dead publisher's position | seq-cst add | positions lost with a publisher that died writing them (or given up by a publish that met `close()`) |
+ * | 204    | joins          | a subscriber joining with `from: 'oldest'` | seq-cst add, after storing its cursor | back-pressure: a publisher's remembered room is valid only while this is unchanged |
  * | 240    | flags          | the creator, before `initState` = ready | once | bit 0: back-pressure |
  *
  * ## Subscriber table (from byte 256, `maxSubscribers` entries of 8 bytes)
@@ -55,6 +56,7 @@ export const BW = {
   PROGRESS: 192 / 4,
   SEND_WAITERS: 196 / 4,
   ABANDONED: 200 / 4,
+  JOINS: 204 / 4,
   FLAGS: 240 / 4,
 } as const;
 

@@ -103,6 +103,8 @@ export class RingProtocol {
   missed = 0;
   /** Back-pressure: positions before this one are known to have room (see #room). */
   #roomUntil = 0;
+  #roomFrom = 0;
+  #roomJoins = 0;
   /**
    * Back-pressure: a subscriber wakes sleeping publishers only when its cursor crosses a
    * multiple of depth / 4 (and when it leaves): a publisher waiting for room sleeps until
@@ -220,8 +222,9 @@ export class RingProtocol {
    * publisher can be about to overwrite, so positions before it need no other scan.
    */
   #room(p: number): boolean {
-    if (((this.#roomUntil - p) | 0) > 0 && ((this.#roomUntil - p) | 0) <= this.depth) return true;
     const w = this.w;
+    const joins = Atomics.load(w, BW.JOINS);
+    if (joins === this.#roomJoins && ((p - this.#roomFrom) | 0) >= 0 && ((this.#roomUntil - p) | 0) > 0) return true;
     let behind = 0; // the most any live subscriber is behind p
     for (let i = 0; i < this.maxSubscribers; i++) {
       const e = this.entryWord(i);
@@ -242,6 +245,8 @@ export class RingProtocol {
       return false;
     }
     this.#roomUntil = (p + this.depth - behind) | 0;
+    this.#roomFrom = p;
+    this.#roomJoins = joins;
     return true;
   }
 
@@ -306,6 +311,8 @@ export class RingProtocol {
     const newest = ((tail - q) | 0) > 0 ? tail : (q + 1) | 0;
     let to = (newest - this.depth) | 0;
     if (((to - c) | 0) <= 0) to = (c + 1) | 0;
+    // A claimant that has not moved tail yet may already hold the slot of `to`.
+    for (let k = 0; k < this.depth && ((Atomics.load(this.w, this.slotWord(to) + SLOT_SEQ) - publishedSeq(to)) | 0) > 0; k++) to = (to + 1) | 0;
     this.lagTo = to;
     this.missed = (to - c) >>> 0;
     return LAGGED;

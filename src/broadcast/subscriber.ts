@@ -102,6 +102,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     }
     this.#cursor = cursor;
     Atomics.store(w, entry + ENTRY_CURSOR, this.#cursor);
+    if (from === 'oldest') Atomics.add(w, BW.JOINS, 1);
     const me = PID;
     const region = ctx.region;
     const leave = leaver(region, p, entry, me);

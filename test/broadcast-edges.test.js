@@ -1,7 +1,7 @@
-// Adversarial cases for the Broadcast protocol (src/broadcast/): each test states one
-// promised guarantee and drives real child processes (test/fixtures/broadcast-party.js,
-// stopped at named steps with test/fixtures/step-gate.js) into the interleaving that
-// breaks it.
+// Edge cases of the Broadcast protocol (src/broadcast/): each test states one promised
+// guarantee and drives real child processes (test/fixtures/broadcast-party.js, stopped at
+// named steps with test/fixtures/step-gate.js) into the interleaving that used to break
+// it; the comments describe how it broke, before the fix that the test pins down.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Broadcast, LaggedError, Region } from '../dist/index.js';
