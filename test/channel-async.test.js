@@ -7,7 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { Channel, Int32Ptr, Region, AbortError, ChannelClosedError, TimeoutError } from '../dist/index.js';
+import { Channel, Int32Ptr, Region, AbortError, ChannelClosedError, InvalidArgumentError, TimeoutError } from '../dist/index.js';
 import { CH } from './fixtures/channel-common.js';
 import { harness, rejects, throws, track, until, within, delay } from './fixtures/channel-harness.js';
 
@@ -325,6 +325,32 @@ for (const mode of ['a message', 'a timeout']) {
       assert.unreachable(`the child printed ${p.stdout.trim()} and was still alive ${Date.now() - printed} ms later (killed): its process never exits once the async waiter thread has started`);
     }
     assert.is(exited.code, 0, p.stderr);
+  });
+}
+
+// ---- a message that changes while its send waits -----------------------------------
+
+for (const [what, change] of [
+  ['grown (a length-tracking view over a resizable ArrayBuffer)', (ab) => ab.resize(48)],
+  ['transferred (its buffer detached)', (ab) => structuredClone(ab, { transfer: [ab] })],
+]) {
+  test(`send(): a message ${what} while the send waits is refused, nothing is sent, the next slot is untouched, and the channel goes on`, async () => {
+    const shm = h.object();
+    const ch = h.keep(new Channel.Buffered.Variable(shm, { depth: 2, capacity: 16 }));
+    ch.sendSync('first');
+    ch.sendSync('second'); // full: the next send waits
+    const ab = new ArrayBuffer(8, { maxByteLength: 64 });
+    new Uint8Array(ab).fill(7);
+    const pending = ch.send(new Uint8Array(ab)).then(() => 'sent', (err) => err);
+    change(ab);
+    assert.is(ch.recvSync({ encoding: 'utf8' }), 'first'); // room: the send claims and fills
+    const outcome = await within(5000, pending, 'the waiting send');
+    assert.instance(outcome, InvalidArgumentError, `the send ${outcome === 'sent' ? 'went through' : `failed with ${outcome}`}`);
+    assert.match(outcome.message, /changed from 8 to \d+ bytes .* nothing was sent/);
+    assert.is(ch.recvSync({ encoding: 'utf8' }), 'second', 'the message after it is whole');
+    assert.is(ch.tryRecv(), undefined, 'nothing of the refused message was delivered');
+    ch.sendSync('third');
+    assert.is(ch.recvSync({ encoding: 'utf8' }), 'third');
   });
 }
 

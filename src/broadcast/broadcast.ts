@@ -363,8 +363,8 @@ export class Broadcast implements Disposable {
   #fill(data: Message): void {
     const p = this.#p.position;
     try {
-      this.#ctx.payloads.check(data); // it may have changed while the publish waited
-      this.#ctx.payloads.fill(this.#p.slotByte(p), data);
+      const length = this.#ctx.payloads.check(data); // it may have changed while the publish waited
+      this.#ctx.payloads.fill(this.#p.slotByte(p), data, length);
     } catch (err) {
       this.#p.skip(this.#p.slotWord(p), p); // give the claimed position up: nobody waits on a live owner
       throw err;

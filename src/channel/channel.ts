@@ -266,11 +266,11 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   sendSync(data?: Message, options?: SendOptions): void {
     this.#words();
-    this.#payloads.check(data);
+    const length = this.#payloads.check(data);
     const deadline = deadlineOf(options === undefined ? undefined : checkOptions<SendOptions>('options', options, SEND_KEYS).timeout);
     if (this.#chunks !== undefined) return this.#chunks.sendSync(data, deadline);
     const pos = this.#waits.acquireSync(true, deadline);
-    this.#payloads.fill(this.protocol.slotByte(pos), data);
+    this.#fill(pos, data, length);
     this.protocol.publish(pos);
     if (this.#rendezvous) this.#waits.awaitTakenSync(pos, deadline);
   }
@@ -282,12 +282,12 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   async send(data?: Message, options?: SendOptions): Promise<void> {
     this.#words();
-    this.#payloads.check(data);
+    const length = this.#payloads.check(data);
     const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
     const deadline = deadlineOf(opts.timeout);
     if (this.#chunks !== undefined) return this.#chunks.send(data, deadline, opts.signal);
     const pos = await this.#waits.acquireAsync(true, deadline, opts.signal, (at) => {
-      this.#payloads.fill(this.protocol.slotByte(at), data);
+      this.#fill(at, data, length);
       this.protocol.publish(at);
       return at;
     });
@@ -306,7 +306,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   trySend(data?: Message): boolean {
     const w = this.#words();
-    this.#payloads.check(data);
+    const length = this.#payloads.check(data);
     if (this.#chunks !== undefined) return this.#chunks.trySend(data);
     if (this.#rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) {
       if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
@@ -315,9 +315,19 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const pos = this.protocol.claimSend();
     if (pos === CLAIM_CLOSED) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
     if (pos < 0) return false;
-    this.#payloads.fill(this.protocol.slotByte(pos), data);
+    this.#fill(pos, data, length);
     this.protocol.publish(pos);
     return true;
+  }
+
+  /** Copies the message into the slot claimed at `pos`; if that fails, gives the position up (receivers skip it) and rethrows. */
+  #fill(pos: number, data: Message | undefined, length: number): void {
+    try {
+      this.#payloads.fill(this.protocol.slotByte(pos), data, length);
+    } catch (err) {
+      this.protocol.skip(this.protocol.slotWord(pos), this.protocol.freeSeq(pos));
+      throw err;
+    }
   }
 
   // ---- receiving -----------------------------------------------------------------

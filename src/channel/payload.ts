@@ -62,14 +62,22 @@ export class Payloads {
     return length;
   }
 
-  /** Copies a checked message into the slot at byte `at`. */
-  fill(at: number, data: Message | undefined): void {
+  /**
+   * Copies a message checked as `checked` bytes into the slot at byte `at`. A view whose
+   * length changed since (its buffer resized, transferred or detached while an async send
+   * waited for room) is refused: never copied past the slot. The caller then gives the
+   * claimed position up.
+   */
+  fill(at: number, data: Message | undefined, checked: number): void {
     if (this.#payload === Payload.Empty) return;
     const start = at + this.#data;
     let length: number;
     if (typeof data === 'string') {
       length = this.#buf.write(data, start, this.#width, 'utf8');
     } else {
+      if (data!.byteLength !== checked) {
+        throw new InvalidArgumentError(`the message changed from ${checked} to ${data!.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
+      }
       const src = data instanceof Uint8Array ? data : new Uint8Array(data!.buffer, data!.byteOffset, data!.byteLength);
       length = src.length;
       copyIn(this.#i32, this.#u8, start, src, this.#source); // the message's place is 4-byte aligned
