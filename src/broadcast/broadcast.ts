@@ -24,7 +24,7 @@ import { SharedCounts } from '../channel/counts.js';
 import { describeHeader, H, Kind, Payload, type HeaderInfo } from '../channel/layout.js';
 import { Payloads, type Message } from '../channel/payload.js';
 import { count, MAX_WIDTH } from '../channel/shapes.js';
-import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from '../channel/structure.js';
+import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader, attachOffset } from '../channel/structure.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { futexWake } from '../sync/futex.js';
@@ -220,19 +220,9 @@ export class Broadcast implements Disposable {
    * @throws {@link LayoutError} when there is no Broadcast there.
    */
   static attach(shm: SharedMemory, options?: { offset?: number }): Broadcast {
-    if (!(shm instanceof SharedMemory)) throw new InvalidArgumentError(`Broadcast.attach needs a SharedMemory, got ${describe(shm)}`);
-    const offset = checkIndex('options.offset', checkOptions<{ offset: number }>('options', options, ['offset']).offset ?? 0);
-    if (shm.size < offset + H.SIZE) throw new LayoutError(`no Broadcast at offset ${offset} of shared memory '${shm.name}': the object is only ${shm.size} bytes long`);
-    const head = Region.map(shm, offset, H.SIZE);
-    try {
-      // Waits for a creator that is still initialising; zeros or garbage is an error.
-      const found = initOrAttach(head, null, 0);
-      if (found.kind !== KIND) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a Broadcast (it is a ${describeHeader(found)})`);
-    } finally {
-      head.unmap();
-    }
-    return new Broadcast(shm, { offset }, INTERNAL);
+    return new Broadcast(shm, { offset: attachOffset(shm, options, KIND, 'Broadcast') }, INTERNAL);
   }
+
 
   /**
    * Bytes a Broadcast of this shape occupies (header, control words, subscriber table,

@@ -4,9 +4,10 @@
  * else validates it. Bytes that are not a header of this library are never overwritten.
  * @internal
  */
-import { LayoutError, OutOfRangeError, OverlapError } from '../errors.js';
+import { InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, OverlapError } from '../errors.js';
 import { Region } from '../region/region.js';
-import type { SharedMemory } from '../shared-memory/shared-memory.js';
+import { SharedMemory } from '../shared-memory/shared-memory.js';
+import { checkIndex, checkOptions, describe } from '../validate.js';
 import { conflicts, findOverlap, hold } from '../shared-memory/registry.js';
 import { processAlive } from '../sync/liveness.js';
 import { describeHeader, describeVersions, H, headerConsistent, isChunked, kindName, SLOT_HEADER, INIT_BUSY, INIT_NONE, INIT_READY, MAGIC, versionFor, versionsOf, W, type HeaderInfo } from './layout.js';
@@ -181,4 +182,26 @@ export function attachedSize(shm: SharedMemory, offset: number): number {
     throw new LayoutError(`the header at offset ${offset} of shared memory '${shm.name}' describes ${total} bytes, but the object ends at ${shm.size}: it is corrupt or truncated`);
   }
   return total;
+}
+
+/**
+ * `Watch.attach`, `Broadcast.attach`, `Heap.attach`: checks the arguments and that the
+ * structure at `options.offset` (default 0) is a `name` (kind `kind`), waiting for a
+ * creator that is still initialising it. Returns the offset, for the constructor to
+ * attach there.
+ * @throws {@link LayoutError} when there is none (zeros, garbage, another structure, another layout version).
+ */
+export function attachOffset(shm: SharedMemory, options: { offset?: number } | undefined, kind: number, name: string): number {
+  if (!(shm instanceof SharedMemory)) throw new InvalidArgumentError(`${name}.attach needs a SharedMemory, got ${describe(shm)}`);
+  const offset = checkIndex('options.offset', checkOptions<{ offset: number }>('options', options, ['offset']).offset ?? 0);
+  if (offset % 16 !== 0) throw new MisalignedError(`a ${name}'s offset must be a multiple of 16, got ${offset}`);
+  if (shm.size < offset + H.SIZE) throw new LayoutError(`no ${name} at offset ${offset} of shared memory '${shm.name}': the object is only ${shm.size} bytes long`);
+  const head = Region.map(shm, offset, H.SIZE);
+  try {
+    const found = initOrAttach(head, null, 0);
+    if (found.kind !== kind) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a ${name} (it is a ${describeHeader(found)})`);
+  } finally {
+    head.unmap();
+  }
+  return offset;
 }

@@ -21,8 +21,8 @@
  * @module
  */
 import { InvalidArgumentError, LayoutError, MisalignedError, NotABlockError, OutOfRangeError } from '../errors.js';
-import { describeHeader, H, Kind, Payload, type HeaderInfo } from '../channel/layout.js';
-import { attachedSize, holdStructure, initOrAttach, peekHeader, prepareCreate, sameShape } from '../channel/structure.js';
+import { describeHeader, Kind, Payload, type HeaderInfo } from '../channel/layout.js';
+import { attachedSize, holdStructure, initOrAttach, peekHeader, prepareCreate, sameShape, attachOffset } from '../channel/structure.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { PID, processAlive } from '../sync/liveness.js';
@@ -159,19 +159,9 @@ export class Heap implements Disposable {
    * @throws {@link LayoutError} when there is no Heap there (zeros, garbage, another structure, another layout version).
    */
   static attach(shm: SharedMemory, options?: { offset?: number }): Heap {
-    if (!(shm instanceof SharedMemory)) throw new InvalidArgumentError(`Heap.attach needs a SharedMemory, got ${describe(shm)}`);
-    const offset = checkIndex('options.offset', checkOptions<{ offset: number }>('options', options, ['offset']).offset ?? 0);
-    if (offset % 16 !== 0) throw new MisalignedError(`a Heap's offset must be a multiple of 16, got ${offset}`);
-    if (shm.size < offset + H.SIZE) throw new LayoutError(`no Heap at offset ${offset} of shared memory '${shm.name}': the object is only ${shm.size} bytes long`);
-    const head = Region.map(shm, offset, H.SIZE);
-    try {
-      const found = initOrAttach(head, null, 0);
-      if (found.kind !== Kind.Heap) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a Heap (it is a ${describeHeader(found)})`);
-    } finally {
-      head.unmap();
-    }
-    return new Heap(shm, { offset }, INTERNAL);
+    return new Heap(shm, { offset: attachOffset(shm, options, Kind.Heap, 'Heap') }, INTERNAL);
   }
+
 
   /** The smallest heap size with `names` name entries (default 64): its control area plus one small block. */
   static minimumSize(names: number = NAMES_DEFAULT): number {

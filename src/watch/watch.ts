@@ -23,9 +23,9 @@
  */
 import { setMaxListeners } from 'node:events';
 import { AbortError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, PayloadTooLargeError, RegionUnmappedError, TimeoutError } from '../errors.js';
-import { describeHeader, H, Kind, Payload, SLOTS_OFFSET, type HeaderInfo } from '../channel/layout.js';
+import { describeHeader, Kind, Payload, SLOTS_OFFSET, type HeaderInfo } from '../channel/layout.js';
 import { count, MAX_WIDTH } from '../channel/shapes.js';
-import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from '../channel/structure.js';
+import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader, attachOffset } from '../channel/structure.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { futexWake } from '../sync/futex.js';
@@ -154,19 +154,9 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
    * @throws {@link LayoutError} when there is no Watch there (zeros, garbage, another structure, another layout version).
    */
   static attach(shm: SharedMemory, options?: { offset?: number }): Watch {
-    if (!(shm instanceof SharedMemory)) throw new InvalidArgumentError(`Watch.attach needs a SharedMemory, got ${describe(shm)}`);
-    const offset = checkIndex('options.offset', checkOptions<{ offset: number }>('options', options, ['offset']).offset ?? 0);
-    if (shm.size < offset + H.SIZE) throw new LayoutError(`no Watch at offset ${offset} of shared memory '${shm.name}': the object is only ${shm.size} bytes long`);
-    const head = Region.map(shm, offset, H.SIZE);
-    try {
-      // Waits for a creator that is still initialising; zeros or garbage is an error.
-      const found = initOrAttach(head, null, 0);
-      if (found.kind !== KIND) throw new LayoutError(`the structure at offset ${offset} of shared memory '${shm.name}' is not a Watch (it is a ${describeHeader(found)})`);
-    } finally {
-      head.unmap();
-    }
-    return new Watch(shm, { offset }, INTERNAL);
+    return new Watch(shm, { offset: attachOffset(shm, options, KIND, 'Watch') }, INTERNAL);
   }
+
 
   /** Bytes needed for a Watch of this capacity (header, control words, two buffers). */
   static byteLength(capacity: number): number {
