@@ -104,18 +104,20 @@ test('maxMessage equal to the capacity is an ordinary channel (layout version 2)
   throws(() => new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, offset: 4096 }), LayoutError, /already a .*maxMessage 5000/);
 });
 
-test('version 3 is for chunked channels only: a Watch or a channel of another payload whose header says 3 is corrupt', () => {
+test('a channel is chunked only as a Variable one: a Fixed channel whose header says 3 is corrupt; a Watch is version 3 only, never read as a chunked channel', () => {
   const shm = h.object();
   new Watch(shm, { capacity: 64 }).release();
   new Channel.SingleBuffered.Fixed(shm, { width: 64, offset: 4096 }).release();
   const r = Region.map(shm, 0, shm.size);
   h.defer(() => r.unmap());
   const dv = new DataView(r.mapping.buffer, r.start, shm.size);
-  for (const at of [0, 4096]) {
-    dv.setUint16(at + H.VERSION, 3, true);
-    dv.setUint32(at + H.MAX_MESSAGE, 100_000, true);
-  }
-  throws(() => Watch.attach(shm), LayoutError, /corrupt/);
+  // The Watch's own version is 3 (tagged lock words): a maxMessage in its header is not read.
+  dv.setUint32(H.MAX_MESSAGE, 100_000, true);
+  Watch.attach(shm).release();
+  dv.setUint16(H.VERSION, 2, true);
+  throws(() => Watch.attach(shm), LayoutError, /layout version 2; .* reads a Watch of version 3 only/);
+  dv.setUint16(4096 + H.VERSION, 3, true);
+  dv.setUint32(4096 + H.MAX_MESSAGE, 100_000, true);
   throws(() => Channel.attach(shm, { offset: 4096 }), LayoutError, /corrupt/);
 });
 

@@ -241,7 +241,7 @@ test('a layout version mismatch (byte 4 of a real header patched): LayoutError n
   realChannel(shm);
   const r = raw(shm);
   r.write(Buffer.from([4]), 4);
-  throws(() => Channel.attach(shm), LayoutError, /layout version 4; .* reads versions 2 and 3/);
+  throws(() => Channel.attach(shm), LayoutError, /layout version 4; .* reads a Buffered\.Fixed of version 2 or 3 only/);
   throws(() => new Channel.Buffered.Fixed(shm, { depth: 4, width: 24 }), LayoutError, /version 4/);
   // version 3 is a chunked Variable channel: a Fixed channel's header saying 3 is corrupt
   r.write(Buffer.from([3]), 4);
