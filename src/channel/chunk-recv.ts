@@ -5,7 +5,7 @@
  * died or gave up half-way.
  * @internal
  */
-import { AbortError, DeadlockError, LayoutError, OutOfRangeError, TimeoutError } from '../errors.js';
+import { AbortError, DeadlockError, InvalidArgumentError, LayoutError, OutOfRangeError, TimeoutError } from '../errors.js';
 import { LIVENESS_MS, processAlive } from '../sync/liveness.js';
 import { lockPid, TIMED_OUT } from '../sync/robust-lock.js';
 import { hold, heldByThisThread, OWNER_FULL, step, type ChunkContext } from './chunk-context.js';
@@ -149,8 +149,12 @@ export class ChunkReceiver {
     let serial = 0;
     for (let i = 0; i <= p.depth; i++, pos = p.next(pos)) {
       const sw = p.slotWord(pos);
-      if (Atomics.load(w, sw + SLOT_OWNER) !== OWNER_FULL || Atomics.load(w, sw + SLOT_SEQ) !== p.freeSeq(pos) + 1) {
-        return first || this.#coming(serial) ? 0 : -1;
+      const full = (): boolean => Atomics.load(w, sw + SLOT_OWNER) === OWNER_FULL && Atomics.load(w, sw + SLOT_SEQ) === p.freeSeq(pos) + 1;
+      if (!full()) {
+        if (first || this.#coming(serial)) return 0;
+        // Not coming any more: its sender let go (or bumped the serial) only after
+        // publishing its last chunk, so a chunk published just before is visible now.
+        if (!full()) return -1;
       }
       const word = this.#c.payloads.chunkWord(p.slotByte(pos));
       if (first) {
@@ -235,7 +239,7 @@ export class ChunkReceiver {
         return false;
       }
       if (r.got + length > r.total) return this.#corrupt(pos, r, `a chunk of ${length} bytes after ${r.got} of a ${r.total}-byte message`);
-      this.#c.payloads.copyChunk(at, 0, length, r.out, r.got);
+      this.#copy(pos, at, 0, length, r, r.got);
       r.got += length;
       r.lastAt = performance.now();
       return this.#freed(pos, r, word);
@@ -268,8 +272,27 @@ export class ChunkReceiver {
     r.total = total;
     r.got = length - skip;
     r.lastAt = performance.now();
-    this.#c.payloads.copyChunk(at, skip, r.got, r.out, 0);
+    this.#copy(pos, at, skip, r.got, r, 0);
     return this.#freed(pos, r, word);
+  }
+
+  /**
+   * Copies a claimed chunk out. A copy that fails (recvInto's target resized, transferred
+   * or detached while the receive waited between chunks) frees the slot first (never a
+   * slot left claimed by a live receiver) and drops the message: its rest are remnants.
+   */
+  #copy(pos: number, at: number, skip: number, n: number, r: Assembly, into: number): void {
+    try {
+      if (r.target !== null && into + n > r.target.length) {
+        throw new InvalidArgumentError(`the target changed to ${r.target.length} bytes (its buffer was resized, transferred or detached) while the receive of a ${r.total}-byte message waited; the message is dropped`);
+      }
+      this.#c.payloads.copyChunk(at, skip, n, r.out!, into);
+    } catch (err) {
+      this.#c.p.free(pos);
+      r.out = null;
+      step('channel.chunk.recv.abandoned');
+      throw err;
+    }
   }
 
   /** Frees a copied chunk's slot; `true` when it was the message's last. */

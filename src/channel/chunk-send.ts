@@ -4,7 +4,7 @@
  * up half-way bumps the serial so that receivers drop what they hold of it.
  * @internal
  */
-import { ClosedWriteError } from '../errors.js';
+import { ClosedWriteError, DeadlockError, InvalidArgumentError } from '../errors.js';
 import { futexWake } from '../sync/futex.js';
 import { TIMED_OUT } from '../sync/robust-lock.js';
 import { bytesOf, chunksOf, hold, heldByThisThread, step, type ChunkContext } from './chunk-context.js';
@@ -25,20 +25,27 @@ export class ChunkSender {
   /** Sends a checked message, blocking this thread. */
   sendSync(data: Message | undefined, deadline: number): void {
     const src = bytesOf(data);
+    const total = src.length; // checked: a view whose buffer changes later is refused (#put)
     this.#c.lockSync(this.#c.sendLock, this.#c.sendKey, deadline, 'send');
     this.#sending = true;
     let out = 0;
     let pos = -1;
     try {
+      // An async receive of this thread holds the receive lock: nobody (here or in another
+      // process) takes a chunk while this thread blocks, so a send that must wait for a
+      // receiver would wait forever.
+      if (heldByThisThread(this.#c.recvKey) && (this.#c.rendezvous || !this.#roomFor(chunksOf(total, this.#c.width)))) {
+        throw new DeadlockError(`an async receive of this thread is taking a message on ${this.#c.where()}; a blocking send that must wait for a receiver would wait for it forever`);
+      }
       const serial = this.#begin();
       do {
         pos = this.#c.waits.acquireSync(true, deadline);
-        out = this.#put(pos, src, out, serial);
-      } while (out < src.length);
+        out = this.#put(pos, src, total, out, serial);
+      } while (out < total);
       if (this.#c.rendezvous) this.#c.waits.awaitTakenSync(pos, deadline);
       step('channel.chunk.send.last');
     } catch (err) {
-      if (pos >= 0) this.#giveUp(pos, src.length, out < src.length);
+      if (pos >= 0) this.#giveUp(pos, total, out < total);
       throw err;
     } finally {
       this.#unlockSend();
@@ -48,6 +55,7 @@ export class ChunkSender {
   /** Sends a checked message without blocking the event loop. */
   async send(data: Message | undefined, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const src = bytesOf(data);
+    const total = src.length; // checked: a view whose buffer changes later is refused (#put)
     await this.#c.lockAsync(this.#c.sendLock, deadline, signal, 'send');
     hold(this.#c.sendKey, 1);
     this.#sending = true;
@@ -57,14 +65,14 @@ export class ChunkSender {
       const serial = this.#begin();
       do {
         pos = await this.#c.waits.acquireAsync(true, deadline, signal, (at) => {
-          out = this.#put(at, src, out, serial);
+          out = this.#put(at, src, total, out, serial);
           return at;
         });
-      } while (out < src.length);
+      } while (out < total);
       if (this.#c.rendezvous) await this.#c.waits.awaitTakenAsync(pos, deadline, signal);
       step('channel.chunk.send.last');
     } catch (err) {
-      if (pos >= 0) this.#giveUp(pos, src.length, out < src.length);
+      if (pos >= 0) this.#giveUp(pos, total, out < total);
       throw err;
     } finally {
       hold(this.#c.sendKey, -1);
@@ -82,10 +90,11 @@ export class ChunkSender {
     if (this.#c.rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) return false;
     if (heldByThisThread(this.#c.sendKey)) return false;
     const src = bytesOf(data);
+    const total = src.length;
     if (this.#c.sendLock.try() === TIMED_OUT) return false;
     this.#sending = true;
     try {
-      if (!this.#roomFor(chunksOf(src.length, this.#c.width))) return false;
+      if (!this.#roomFor(chunksOf(total, this.#c.width))) return false;
       const serial = this.#begin();
       let out = 0;
       do {
@@ -93,12 +102,12 @@ export class ChunkSender {
         if (pos === CLAIM_CLOSED) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
         // Free slots stay free while we hold the send lock; a close meanwhile ends here.
         if (pos < 0) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
-        out = this.#put(pos, src, out, serial);
-      } while (out < src.length);
+        out = this.#put(pos, src, total, out, serial);
+      } while (out < total);
       step('channel.chunk.send.last');
       return true;
     } catch (err) {
-      this.#giveUp(-1, src.length, false);
+      this.#giveUp(-1, total, false);
       throw err;
     } finally {
       this.#unlockSend();
@@ -118,8 +127,14 @@ export class ChunkSender {
   }
 
   /** Copies the chunk of `src` that begins at `from` into the slot claimed at `pos`, publishes it; returns where the next chunk begins. */
-  #put(pos: number, src: Uint8Array, from: number, serial: number): number {
-    const total = src.length;
+  #put(pos: number, src: Uint8Array, total: number, from: number, serial: number): number {
+    if (src.byteLength !== total) {
+      // Its buffer was resized, transferred or detached while the send waited: the claimed
+      // position is given up (receivers skip it), never copied past or left WRITING.
+      const p = this.#c.p;
+      p.skip(p.slotWord(pos), p.freeSeq(pos));
+      throw new InvalidArgumentError(`the message changed from ${total} to ${src.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing of it is received`);
+    }
     let n: number;
     let flags: number;
     if (from === 0) {
