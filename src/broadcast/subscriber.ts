@@ -239,12 +239,13 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
 
   /** One look at the cursor, skipping abandoned positions: OK, LAGGED, EMPTY, BLOCKED or CLOSED. */
   readonly #attempt = (): number => {
-    const ctx = this.#ctx;
     for (;;) {
       const c = this.#cursor;
       const r = this.#p.claimRecv(c);
       if (r !== OK) return r;
-      if (ctx.dv.getUint32(this.#p.slotByte(c) + 8, true) !== ABANDONED_LENGTH) return OK;
+      // An atomic load: ordered before still()'s re-check of seq on every CPU (a plain read
+      // could be, on ARM, taken after it and see the next lap's abandoned marker).
+      if (Atomics.load(this.#p.w, this.#p.slotWord(c) + 2) >>> 0 !== ABANDONED_LENGTH) return OK;
       // No message at c (its publisher died, or it met close(); or a slot never written).
       if (this.#p.still(c)) this.#advance(c);
     }
