@@ -7,30 +7,14 @@
 // installed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { Broadcast, Watch } from '../dist/index.js';
+import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness, until } from './fixtures/channel-harness.js';
 import { valueOf } from './fixtures/watch-values.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const compiler = ['cc', 'gcc', 'clang'].find((cc) => spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0);
-const tmp = mkdtempSync(join(tmpdir(), 'cshm-broadcast-c-'));
-const BINARY = join(tmp, 'broadcast-c');
-let build = null;
-if (compiler !== undefined) {
-  const text = readFileSync(join(ROOT, 'docs', 'broadcast-layout.md'), 'utf8');
-  const lines = text.split('\n');
-  const open = lines.findIndex((l) => /^```c\s*$/.test(l));
-  const close = lines.findIndex((l, i) => i > open && /^```\s*$/.test(l));
-  writeFileSync(join(tmp, 'broadcast.c'), `#line ${open + 2} "docs/broadcast-layout.md"\n${lines.slice(open + 1, close).join('\n')}\n`);
-  const r = spawnSync(compiler, ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2', '-I', tmp, join(ROOT, 'test', 'fixtures', 'broadcast-c-main.c'), '-o', BINARY], { encoding: 'utf8', timeout: 60_000 });
-  build = { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-}
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const build = compileSketch(test, { name: 'broadcast-c', sources: { 'broadcast.c': cBlocks('broadcast-layout.md').join('\n') }, main: 'broadcast-c-main.c', flags: ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2'] });
+const BINARY = build?.binary;
 
 const h = harness(test, 'bcc');
 

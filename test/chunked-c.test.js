@@ -13,49 +13,22 @@
 // Skipped, with a message, only when no C compiler is installed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { Channel, Region } from '../dist/index.js';
+import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness, settle, within } from './fixtures/channel-harness.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'test', 'fixtures', 'chunked-c-main.c');
 const FLAGS = ['-std=c11', '-Wall', '-Wextra', '-O2'];
 const AT = 4096;
 
-function cBlocks(file) {
-  const lines = readFileSync(join(ROOT, 'docs', file), 'utf8').split('\n');
-  const blocks = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (!/^```c\s*$/.test(lines[i])) continue;
-    let j = i + 1;
-    while (j < lines.length && !/^```\s*$/.test(lines[j])) j++;
-    blocks.push(`#line ${i + 2} "docs/${file}"\n${lines.slice(i + 1, j).join('\n')}\n`);
-    i = j;
-  }
-  return blocks;
-}
-
-const compiler = ['cc', 'gcc', 'clang'].find((cc) => spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0);
-const tmp = mkdtempSync(join(tmpdir(), 'cshm-chunked-c-'));
-const BINARY = join(tmp, 'chunked-c');
-const V2_ONLY = join(tmp, 'layout-c');
-let build = null;
-if (compiler !== undefined) {
-  const layout = cBlocks('layout.md');
-  writeFileSync(join(tmp, 'chunked.c'), [...layout, ...cBlocks('chunked-layout.md')].join('\n'));
-  let r = spawnSync(compiler, [...FLAGS, '-I', tmp, MAIN, '-o', BINARY], { encoding: 'utf8', timeout: 60_000 });
-  build = { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-  // the version-2 sketch alone, with its own test program
-  writeFileSync(join(tmp, 'layout.c'), layout.join('\n'));
-  r = spawnSync(compiler, [...FLAGS, '-I', tmp, join(ROOT, 'test', 'fixtures', 'layout-c-main.c'), '-o', V2_ONLY], { encoding: 'utf8', timeout: 60_000 });
-  build.v2 = r.status;
-}
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const layout = cBlocks('layout.md');
+const build = compileSketch(test, { name: 'chunked-c', sources: { 'chunked.c': [...layout, ...cBlocks('chunked-layout.md')].join('\n') }, main: 'chunked-c-main.c', flags: FLAGS });
+// the version-2 sketch alone, with its own test program
+const v2 = compileSketch(test, { name: 'layout-c', sources: { 'layout.c': layout.join('\n') }, main: 'layout-c-main.c', flags: FLAGS });
+if (build !== null) build.v2 = v2.status;
+const BINARY = build?.binary;
+const V2_ONLY = v2?.binary;
 
 const h = harness(test, 'ckc');
 

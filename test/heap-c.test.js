@@ -6,28 +6,13 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Heap } from '../dist/index.js';
+import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness } from './fixtures/channel-harness.js';
 import { prng } from './fixtures/prng.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const compiler = ['cc', 'gcc', 'clang'].find((cc) => spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0);
-const tmp = mkdtempSync(join(tmpdir(), 'cshm-heap-c-'));
-const BINARY = join(tmp, 'heap-c');
-let build = null;
-if (compiler !== undefined) {
-  const lines = readFileSync(join(ROOT, 'docs', 'heap-layout.md'), 'utf8').split('\n');
-  const open = lines.findIndex((l) => /^```c\s*$/.test(l));
-  const close = lines.findIndex((l, i) => i > open && /^```\s*$/.test(l));
-  writeFileSync(join(tmp, 'heap.c'), `#line ${open + 2} "docs/heap-layout.md"\n${lines.slice(open + 1, close).join('\n')}\n`);
-  const r = spawnSync(compiler, ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2', '-I', tmp, join(ROOT, 'test', 'fixtures', 'heap-c-main.c'), '-o', BINARY, '-lrt'], { encoding: 'utf8', timeout: 60_000 });
-  build = { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-}
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const build = compileSketch(test, { name: 'heap-c', sources: { 'heap.c': cBlocks('heap-layout.md').join('\n') }, main: 'heap-c-main.c', flags: ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2'], libs: ['-lrt'] });
+const BINARY = build?.binary;
 
 const h = harness(test, 'hc');
 

@@ -13,49 +13,19 @@
 // Skipped, with a message, only when no C compiler is installed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { Channel, ChannelClosedError, Int32Ptr, LayoutError, Region } from '../dist/index.js';
 import { checkMessage, fillMessage, messageLength } from './fixtures/channel-common.js';
+import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness, throws, until, within } from './fixtures/channel-harness.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const MAIN = join(ROOT, 'test', 'fixtures', 'layout-c-main.c');
 const FLAGS = ['-std=c11', '-Wall', '-Wextra', '-O2'];
 
-/** The ```c blocks of a Markdown page, in order. */
-function cBlocks(text) {
-  const blocks = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    if (!/^```c\s*$/.test(lines[i])) continue;
-    let j = i + 1;
-    while (j < lines.length && !/^```\s*$/.test(lines[j])) j++;
-    blocks.push({ line: i + 1, code: lines.slice(i + 1, j).join('\n') });
-    i = j;
-  }
-  return blocks;
-}
-
 // ---- the compiler, found and run once, before any test -------------------------------
-const compiler = ['cc', 'gcc', 'clang'].find((cc) => spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0);
-const tmp = mkdtempSync(join(tmpdir(), 'cshm-layout-c-'));
-const BINARY = join(tmp, 'layout-c');
-const blocks = cBlocks(readFileSync(join(ROOT, 'docs', 'layout.md'), 'utf8'));
-let build = null;
-if (compiler !== undefined) {
-  // #line keeps the compiler's messages pointing at docs/layout.md
-  const source = blocks.map((b) => `#line ${b.line + 1} "docs/layout.md"\n${b.code}\n`).join('\n');
-  writeFileSync(join(tmp, 'layout.c'), source);
-  const started = performance.now();
-  const r = spawnSync(compiler, [...FLAGS, '-I', tmp, MAIN, '-o', BINARY], { encoding: 'utf8', timeout: 60_000 });
-  build = { status: r.status, signal: r.signal, output: `${r.stdout ?? ''}${r.stderr ?? ''}`, ms: performance.now() - started, error: r.error };
-}
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const blocks = cBlocks('layout.md');
+const build = compileSketch(test, { name: 'layout-c', sources: { 'layout.c': blocks.join('\n') }, main: 'layout-c-main.c', flags: FLAGS });
+const BINARY = build?.binary;
 
 const h = harness(test, 'lc');
 

@@ -5,30 +5,14 @@
 // not a Watch. Skipped, with a message, only when no C compiler is installed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
 import { Channel, Watch } from '../dist/index.js';
+import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness, until } from './fixtures/channel-harness.js';
 import { valueOf } from './fixtures/watch-values.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const compiler = ['cc', 'gcc', 'clang'].find((cc) => spawnSync(cc, ['--version'], { stdio: 'ignore' }).status === 0);
-const tmp = mkdtempSync(join(tmpdir(), 'cshm-watch-c-'));
-const BINARY = join(tmp, 'watch-c');
-let build = null;
-if (compiler !== undefined) {
-  const text = readFileSync(join(ROOT, 'docs', 'watch-layout.md'), 'utf8');
-  const lines = text.split('\n');
-  const open = lines.findIndex((l) => /^```c\s*$/.test(l));
-  const close = lines.findIndex((l, i) => i > open && /^```\s*$/.test(l));
-  writeFileSync(join(tmp, 'watch.c'), `#line ${open + 2} "docs/watch-layout.md"\n${lines.slice(open + 1, close).join('\n')}\n`);
-  const r = spawnSync(compiler, ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2', '-I', tmp, join(ROOT, 'test', 'fixtures', 'watch-c-main.c'), '-o', BINARY], { encoding: 'utf8', timeout: 60_000 });
-  build = { status: r.status, output: `${r.stdout ?? ''}${r.stderr ?? ''}` };
-}
-test.after(() => rmSync(tmp, { recursive: true, force: true }));
+const build = compileSketch(test, { name: 'watch-c', sources: { 'watch.c': cBlocks('watch-layout.md').join('\n') }, main: 'watch-c-main.c', flags: ['-std=c11', '-Wall', '-Wextra', '-Werror', '-O2'] });
+const BINARY = build?.binary;
 
 const h = harness(test, 'wc');
 
