@@ -27,7 +27,7 @@ const FIRST_SEED = Number(process.env.EXPLORE_SEED ?? Date.now() % 1_000_000);
 const ONLY_ONE = process.env.EXPLORE_SEED !== undefined;
 
 const STEPS = {
-  send: [...CHUNK_STEPS.filter((s) => s.startsWith('channel.chunk.send.')), 'channel.send.copied', 'channel.send.published-seq'],
+  send: [...CHUNK_STEPS.filter((s) => s.startsWith('channel.chunk.send.')), 'channel.send.copied', 'channel.send.published'],
   recv: [...CHUNK_STEPS.filter((s) => s.startsWith('channel.chunk.recv.')), 'channel.recv.head', 'channel.recv.copied'],
 };
 

@@ -43,7 +43,7 @@ const SEND_CASES = [
   ['channel.chunk.send.between', 1, false],
   ['channel.chunk.send.between', 3, false],
   ['channel.send.copied', 2, false], // mid-chunk: its second chunk copied in, not published
-  ['channel.send.published-seq', 2, false], // mid-chunk: its second chunk's seq published, owner still WRITING
+  ['channel.send.published', 2, false], // mid-chunk: its second chunk published, receivers not woken yet
   ['channel.chunk.send.last', 1, true],
 ];
 

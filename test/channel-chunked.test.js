@@ -1,6 +1,6 @@
 // Messages larger than a slot: Variable channels created with `maxMessage` above their
-// capacity (src/channel/chunks.ts). Options refused before any write; the layout (version 3
-// for chunked channels only, version 2 unchanged); messages of every length around the
+// capacity (src/channel/chunks.ts). Options refused before any write; the layout (version 5
+// for chunked channels only, version 4 otherwise); messages of every length around the
 // chunk boundaries, whole, through every kind, sync and async, try*, recvInto; several
 // senders and receivers in real child processes (never interleaved, each sender's order
 // kept, exactly once); a sender SIGKILLed half-way (receivers get nothing of its message, the
@@ -74,17 +74,17 @@ test('bad maxMessage: not an integer, below the capacity, too large, on Fixed / 
   assert.is(shm.size, 0, 'nothing was created: the object was not even grown');
 });
 
-test('maxMessage equal to the capacity is an ordinary channel (layout version 2); larger makes version 3 with maxMessage in the header', () => {
+test('maxMessage equal to the capacity is an ordinary channel (layout version 4); larger makes version 5 with maxMessage in the header', () => {
   const shm = h.object();
   const plain = h.keep(new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, maxMessage: 64 }));
   const chunked = h.keep(new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, maxMessage: 5000, offset: 4096 }));
   const r = Region.map(shm, 0, shm.size);
   h.defer(() => r.unmap());
   const dv = new DataView(r.mapping.buffer, r.start, shm.size);
-  assert.is(dv.getUint16(H.VERSION, true), 2);
+  assert.is(dv.getUint16(H.VERSION, true), 4);
   assert.is(dv.getUint32(H.MAX_MESSAGE, true), 0);
   assert.is(plain.maxMessage, 64);
-  assert.is(dv.getUint16(4096 + H.VERSION, true), 3);
+  assert.is(dv.getUint16(4096 + H.VERSION, true), 5);
   assert.is(dv.getUint32(4096 + H.MAX_MESSAGE, true), 5000);
   assert.is(chunked.maxMessage, 5000);
   assert.is(chunked.byteLength, plain.byteLength, 'no bigger in memory: the chunk words live in unused control words');
@@ -93,9 +93,9 @@ test('maxMessage equal to the capacity is an ordinary channel (layout version 2)
   // (in this process the overlap registry answers first; another process gets a LayoutError: see the layout test below)
   throws(() => new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, maxMessage: 5001, offset: 4096 }), OverlapError, /maxMessage 5001.*overlap .*maxMessage 5000/);
   throws(() => new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, offset: 4096 }), OverlapError, /capacity 64\) .*overlap .*maxMessage 5000/);
-  // A version-3 header whose maxMessage is not above the capacity is corrupt.
+  // A version-5 header whose maxMessage is not above the capacity is corrupt.
   dv.setUint32(4096 + H.MAX_MESSAGE, 64, true);
-  throws(() => Channel.attach(shm, { offset: 4096 }), LayoutError, /corrupt.*version 3/);
+  throws(() => Channel.attach(shm, { offset: 4096 }), LayoutError, /corrupt.*version 5/);
   dv.setUint32(4096 + H.MAX_MESSAGE, 5000, true);
   // Without handles of its own here, a create with another maxMessage meets the header: LayoutError.
   chunked.release();
@@ -104,7 +104,7 @@ test('maxMessage equal to the capacity is an ordinary channel (layout version 2)
   throws(() => new Channel.Buffered.Variable(shm, { depth: 2, capacity: 64, offset: 4096 }), LayoutError, /already a .*maxMessage 5000/);
 });
 
-test('a channel is chunked only as a Variable one: a Fixed channel whose header says 3 is corrupt; a Watch is version 3 only, never read as a chunked channel', () => {
+test('a channel is chunked only as a Variable one: a Fixed channel whose header says 5 is corrupt; a Watch is version 3 only, never read as a chunked channel', () => {
   const shm = h.object();
   new Watch(shm, { capacity: 64 }).release();
   new Channel.SingleBuffered.Fixed(shm, { width: 64, offset: 4096 }).release();
@@ -116,7 +116,7 @@ test('a channel is chunked only as a Variable one: a Fixed channel whose header 
   Watch.attach(shm).release();
   dv.setUint16(H.VERSION, 2, true);
   throws(() => Watch.attach(shm), LayoutError, /layout version 2; .* reads a Watch of version 3 only/);
-  dv.setUint16(4096 + H.VERSION, 3, true);
+  dv.setUint16(4096 + H.VERSION, 5, true);
   dv.setUint32(4096 + H.MAX_MESSAGE, 100_000, true);
   throws(() => Channel.attach(shm, { offset: 4096 }), LayoutError, /corrupt/);
 });

@@ -240,13 +240,16 @@ test('a layout version mismatch (byte 4 of a real header patched): LayoutError n
   const shm = h.object();
   realChannel(shm);
   const r = raw(shm);
-  r.write(Buffer.from([4]), 4);
-  throws(() => Channel.attach(shm), LayoutError, /layout version 4; .* reads a Buffered\.Fixed of version 2 or 3 only/);
-  throws(() => new Channel.Buffered.Fixed(shm, { depth: 4, width: 24 }), LayoutError, /version 4/);
-  // version 3 is a chunked Variable channel: a Fixed channel's header saying 3 is corrupt
-  r.write(Buffer.from([3]), 4);
-  throws(() => Channel.attach(shm), LayoutError, /corrupt \(version 3, kind 3, payload 1/);
+  // Version 2 is the old layout (two state words per slot): refused, not misread.
   r.write(Buffer.from([2]), 4);
+  throws(() => Channel.attach(shm), LayoutError, /layout version 2; .* reads a Buffered\.Fixed of version 4 or 5 only/);
+  throws(() => new Channel.Buffered.Fixed(shm, { depth: 4, width: 24 }), LayoutError, /version 2/);
+  r.write(Buffer.from([6]), 4);
+  throws(() => Channel.attach(shm), LayoutError, /layout version 6/);
+  // version 5 is a chunked Variable channel: a Fixed channel's header saying 5 is corrupt
+  r.write(Buffer.from([5]), 4);
+  throws(() => Channel.attach(shm), LayoutError, /corrupt \(version 5, kind 3, payload 1/);
+  r.write(Buffer.from([4]), 4);
   const ch = h.keep(Channel.attach(shm));
   assert.is(ch.tryRecv({ encoding: 'latin1' }).replace(/\0+$/, ''), 'hello', 'with the byte restored it is the same channel');
 });

@@ -13,20 +13,53 @@ async function deadPid() {
   return child.pid;
 }
 
-// Slot 0 of a Variable channel at offset 0: seq at byte 256, owner at 260, length at 264, the message at 268 (docs/layout.md).
+// Slot 0 of a Variable channel at offset 0: its state word at byte 256 (phase in bits
+// 31–30, lap tag in 29–22, pid in 21–0), length at 264, the message at 268; tail at 64,
+// head at 128 (docs/layout.md). Each case is one state a party killed at one step leaves.
 const WRITING = 1 << 30;
 const READING = 3 << 30;
 
-test('a sender that died after publishing but before letting go of the owner word: the message is delivered', async () => {
+async function deadState(shm, { phase, tail, head, message }) {
+  const ch = new Channel.SingleBuffered.Variable(shm, { capacity: 16 });
+  const r = Region.map(shm, 0, ch.byteLength);
+  const pid = await deadPid();
+  if (message !== undefined) {
+    r.write(message, 268);
+    new Int32Ptr(r, 264).store(message.length);
+  }
+  new Int32Ptr(r, 256).store((phase | pid) | 0); // lap 0
+  new Int32Ptr(r, 64).store(tail);
+  new Int32Ptr(r, 128).store(head);
+  return { ch, r };
+}
+
+test('a sender that died holding the slot before moving tail: the slot is free again for the same position', async () => {
   await withShm(0, async (shm) => {
-    const ch = new Channel.SingleBuffered.Variable(shm, { capacity: 16 });
-    const r = Region.map(shm, 0, ch.byteLength);
-    const pid = await deadPid();
-    r.write('hello', 268);
-    new Int32Ptr(r, 264).store(5);
-    new Int32Ptr(r, 256).store(1); // published for lap 0
-    new Int32Ptr(r, 260).store((WRITING | pid) | 0);
-    new Int32Ptr(r, 64).store(1); // tail
+    const { ch, r } = await deadState(shm, { phase: WRITING, tail: 0, head: 0 });
+    const t0 = performance.now();
+    ch.sendSync('first', { timeout: 3000 });
+    assert.ok(performance.now() - t0 < 1500, 'within about a second');
+    assert.is(ch.stats().sent, 1, 'the send took position 0');
+    assert.is(ch.recvSync({ encoding: 'utf8', timeout: 3000 }), 'first');
+    r.unmap();
+  }, 'rcv');
+});
+
+test('a sender that died after moving tail, before publishing: its position is skipped and the channel goes on', async () => {
+  await withShm(0, async (shm) => {
+    const { ch, r } = await deadState(shm, { phase: WRITING, tail: 1, head: 0, message: 'torn' });
+    const got = ch.recv({ encoding: 'utf8', timeout: 3000 });
+    await new Promise((res) => setTimeout(res, 50));
+    ch.sendSync('next', { timeout: 3000 });
+    assert.is(await got, 'next', 'the torn message is never delivered');
+    assert.is(ch.stats().received, 2, 'head passed the skipped position and the message');
+    r.unmap();
+  }, 'rcv');
+});
+
+test('a receiver that died holding the message before moving head: the message is delivered to the next receiver', async () => {
+  await withShm(0, async (shm) => {
+    const { ch, r } = await deadState(shm, { phase: READING, tail: 1, head: 0, message: 'hello' });
     const t0 = performance.now();
     assert.is(ch.recvSync({ encoding: 'utf8', timeout: 3000 }), 'hello');
     assert.ok(performance.now() - t0 < 1500, 'within about a second');
@@ -36,15 +69,9 @@ test('a sender that died after publishing but before letting go of the owner wor
   }, 'rcv');
 });
 
-test('a receiver that died after freeing the slot but before letting go of the owner word: senders go on', async () => {
+test('a receiver that died after moving head: the message went with it, and senders go on', async () => {
   await withShm(0, async (shm) => {
-    const ch = new Channel.SingleBuffered.Variable(shm, { capacity: 16 });
-    const r = Region.map(shm, 0, ch.byteLength);
-    const pid = await deadPid();
-    new Int32Ptr(r, 256).store(2); // freed for lap 1
-    new Int32Ptr(r, 260).store((READING | pid) | 0);
-    new Int32Ptr(r, 64).store(1); // tail
-    new Int32Ptr(r, 128).store(1); // head
+    const { ch, r } = await deadState(shm, { phase: READING, tail: 1, head: 1, message: 'gone' });
     ch.sendSync('after', { timeout: 3000 });
     assert.is(ch.recvSync({ encoding: 'utf8', timeout: 3000 }), 'after');
     r.unmap();

@@ -28,7 +28,7 @@ const MAX_MESSAGES = 20_000_000;
  * @property {number} median      median over batches of the mean ns per round trip
  * @property {number} [p99]       99th percentile of single round trips of one extra batch timed per round trip (ns), if the transport records samples
  * @property {number} [p50]       median of single round trips of that batch (ns), if recorded
- * @property {number} iterations  round trips per batch
+ * @property {number} iterations  round trips per run; a batch repeats runs until it lasts the plan's batchNs
  * @property {number[]} batchMeans  mean ns per round trip of each batch
  */
 
@@ -80,15 +80,22 @@ async function calibrate(run, initial, minNs, max) {
 
 async function measureRoundTrip(session, plan) {
   const perOp = await calibrate((n) => session.roundTrip(n), 20, plan.warmupNs, MAX_ROUND_TRIPS);
-  const iterations = Math.max(20, Math.min(MAX_ROUND_TRIPS, Math.round(plan.batchNs / perOp)));
-  // The batches that give the median are timed as a whole: a clock read per round trip
-  // (performance.now() costs ~60 ns here) would add itself to every figure, and weigh
-  // most on the fastest rows. One more batch times each round trip, for p50 and p99.
+  // Runs of this many round trips make up a batch: a batch lasts batchNs whatever a stall
+  // during the warm-up made perOp look like (a stall of milliseconds, common on a busy
+  // machine, would otherwise size batches of a few round trips, and each batch's mean
+  // would be that stall or none).
+  const iterations = Math.max(20, Math.min(MAX_ROUND_TRIPS, Math.round(plan.batchNs / perOp / 4)));
   const batchMeans = [];
   for (let b = 0; b < plan.batches; b++) {
-    const ns = await session.roundTrip(iterations);
-    if (!(ns > 0)) throw new Error(`roundTrip returned ${ns}`);
-    batchMeans.push(ns / iterations);
+    let ns = 0;
+    let n = 0;
+    while (ns < plan.batchNs) {
+      const t = await session.roundTrip(iterations);
+      if (!(t > 0)) throw new Error(`roundTrip returned ${t}`);
+      ns += t;
+      n += iterations;
+    }
+    batchMeans.push(ns / n);
   }
   /** @type {RoundTripResult} */
   const result = { median: median(batchMeans), iterations, batchMeans };

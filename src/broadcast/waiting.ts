@@ -87,7 +87,7 @@ export class RingWaits {
       heldSince = this.#liveness(heldSince, now);
       const left = deadline - now;
       if (left <= 0) throw new TimeoutError(`${what} on ${this.#where()} timed out`);
-      if (sleptAt === 0 && spinUntilChange(p.w, p.watchWord, p.watchSeen, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
+      if (sleptAt === 0 && spinUntilChange(p.w, p.watchWord, p.watchSeen, 0, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
         r = attempt();
       } else {
         if (sleptAt === 0) sleptAt = now;
@@ -132,7 +132,7 @@ export class RingWaits {
       if (left <= 0) throw new TimeoutError(`${what} on ${this.#where()} timed out`);
       if (!spun) {
         spun = true;
-        if (spinUntilChange(p.w, p.watchWord, p.watchSeen, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
+        if (spinUntilChange(p.w, p.watchWord, p.watchSeen, 0, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
           r = attempt();
           if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
           continue;

@@ -8,10 +8,9 @@ import { setMaxListeners } from 'node:events';
 import { ChannelClosedError, ClosedWriteError, InvalidArgumentError, MisalignedError, RegionUnmappedError } from '../errors.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
-import { futexWake } from '../sync/futex.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
 import { CHANNEL_COUNTS, SharedCounts } from './counts.js';
-import { Kind, kindName, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
+import { Kind, kindName, PID_MASK, POS_MASK, READING, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
 import { Chunks } from './chunks.js';
 import { Payloads, type Message } from './payload.js';
 import { gemShape, withMaxMessage } from './shapes.js';
@@ -224,7 +223,8 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /** `true` once any process closed the channel. */
   get closed(): boolean {
-    return Atomics.load(this.#words(), W.CLOSED) !== 0;
+    this.#words();
+    return this.protocol.isClosed();
   }
 
   /** Counters for monitoring; see {@link ChannelStats}. */
@@ -232,13 +232,14 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const w = this.#words();
     const p = this.protocol;
     const head = Atomics.load(w, W.HEAD);
-    const tail = Atomics.load(w, W.TAIL);
+    const tailWord = Atomics.load(w, W.TAIL);
+    const tail = tailWord & POS_MASK;
     const busy: ChannelStats['busy'] = [];
     let reading = 0;
     for (let i = 0; i < p.depth; i++) {
-      const owner = Atomics.load(w, p.slotWord(i) + SLOT_OWNER);
-      const phase = owner >>> 30;
-      if (phase === WRITING || phase === READING) busy.push({ slot: i, phase: phase === WRITING ? 'writing' : 'reading', pid: owner & PID_MASK });
+      const state = Atomics.load(w, p.slotWord(i));
+      const phase = state >>> 30;
+      if (phase === WRITING || phase === READING) busy.push({ slot: i, phase: phase === WRITING ? 'writing' : 'reading', pid: state & PID_MASK });
       if (phase === READING) reading++;
     }
     return {
@@ -250,7 +251,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       // head runs ahead of tail only over positions given up twice (a party killed while
       // giving one up): nothing is queued there.
       queued: Math.min(p.depth, (p.dist(tail, head) > p.cycle / 2 ? 0 : p.dist(tail, head)) + reading),
-      closed: Atomics.load(w, W.CLOSED) !== 0,
+      closed: tailWord < 0,
       waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS) },
       busy,
     };
@@ -309,7 +310,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const length = this.#payloads.check(data);
     if (this.#chunks !== undefined) return this.#chunks.trySend(data);
     if (this.#rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) {
-      if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
+      if (this.protocol.isClosed()) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
       return false;
     }
     const pos = this.protocol.claimSend();
@@ -325,7 +326,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     try {
       this.#payloads.fill(this.protocol.slotByte(pos), data, length);
     } catch (err) {
-      this.protocol.skip(this.protocol.slotWord(pos), this.protocol.freeSeq(pos));
+      this.protocol.skip(pos);
       throw err;
     }
   }
@@ -454,12 +455,8 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    * still buffered, then fail with {@link ChannelClosedError}.
    */
   close(): void {
-    const w = this.#words();
-    if (Atomics.exchange(w, W.CLOSED, 1) !== 0) return;
-    Atomics.add(w, W.NOT_EMPTY_SEQ, 1);
-    Atomics.add(w, W.NOT_FULL_SEQ, 1);
-    futexWake(this.region.address + W.NOT_EMPTY_SEQ * 4);
-    futexWake(this.region.address + W.NOT_FULL_SEQ * 4);
+    this.#words();
+    this.protocol.close();
   }
 
   /**

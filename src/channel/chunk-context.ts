@@ -9,7 +9,7 @@ import { AbortError, DeadlockError, TimeoutError } from '../errors.js';
 import { RobustLock, TIMED_OUT, type AsyncRound } from '../sync/robust-lock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { stepHook } from '../sync/steps.js';
-import { CHUNK_PREFIX, FULL, ownerWord, W } from './layout.js';
+import { CHUNK_PREFIX, W } from './layout.js';
 import type { Message, Payloads } from './payload.js';
 import type { SlotProtocol } from './slot-protocol.js';
 import type { Waits } from './waiting.js';
@@ -36,9 +36,6 @@ export type ChunkStep = (typeof CHUNK_STEPS)[number];
 export function step(name: ChunkStep): void {
   if (stepHook !== undefined) stepHook(name);
 }
-
-/** A slot's owner word once published. */
-export const OWNER_FULL = ownerWord(FULL, 0);
 
 /**
  * The locks this thread holds in async calls, by channel: a sync call that would wait for

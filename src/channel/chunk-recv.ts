@@ -8,8 +8,8 @@
 import { AbortError, DeadlockError, InvalidArgumentError, LayoutError, OutOfRangeError, TimeoutError } from '../errors.js';
 import { LIVENESS_MS, processAlive } from '../sync/liveness.js';
 import { lockPid, TIMED_OUT } from '../sync/robust-lock.js';
-import { hold, heldByThisThread, OWNER_FULL, step, type ChunkContext } from './chunk-context.js';
-import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, SLOT_OWNER, SLOT_SEQ, W } from './layout.js';
+import { hold, heldByThisThread, step, type ChunkContext } from './chunk-context.js';
+import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
 import { CLAIM_STOPPED } from './waiting.js';
 
 /** A message being reassembled. */
@@ -149,7 +149,7 @@ export class ChunkReceiver {
     let serial = 0;
     for (let i = 0; i <= p.depth; i++, pos = p.next(pos)) {
       const sw = p.slotWord(pos);
-      const full = (): boolean => Atomics.load(w, sw + SLOT_OWNER) === OWNER_FULL && Atomics.load(w, sw + SLOT_SEQ) === p.freeSeq(pos) + 1;
+      const full = (): boolean => Atomics.load(w, sw) === p.fullWord(pos);
       if (!full()) {
         if (first || this.#coming(serial)) return 0;
         // Not coming any more: its sender let go (or bumped the serial) only after
@@ -321,10 +321,7 @@ export class ChunkReceiver {
    * since `head` has not passed it).
    */
   #putBack(pos: number): void {
-    const w = this.#c.w;
-    Atomics.store(w, W.HEAD, pos);
-    step('channel.chunk.recv.put-back');
-    Atomics.store(w, this.#c.p.slotWord(pos) + SLOT_OWNER, OWNER_FULL);
+    this.#c.p.putBack(pos, () => step('channel.chunk.recv.put-back'));
   }
 
   #unlockRecv(): void {

@@ -8,7 +8,7 @@ import { ClosedWriteError, DeadlockError, InvalidArgumentError } from '../errors
 import { futexWake } from '../sync/futex.js';
 import { TIMED_OUT } from '../sync/robust-lock.js';
 import { bytesOf, chunksOf, hold, heldByThisThread, step, type ChunkContext } from './chunk-context.js';
-import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, SLOT_OWNER, SLOT_SEQ, W } from './layout.js';
+import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
 import type { Message } from './payload.js';
 import { CLAIM_CLOSED } from './slot-protocol.js';
 
@@ -86,7 +86,7 @@ export class ChunkSender {
    */
   trySend(data: Message | undefined): boolean {
     const w = this.#c.w;
-    if (Atomics.load(w, W.CLOSED) !== 0) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
+    if (this.#c.p.isClosed()) throw new ClosedWriteError(`Write to closed channel (${this.#c.where()})`);
     if (this.#c.rendezvous && Atomics.load(w, W.RECV_ACTIVE) <= 0) return false;
     if (heldByThisThread(this.#c.sendKey)) return false;
     const src = bytesOf(data);
@@ -132,7 +132,7 @@ export class ChunkSender {
       // Its buffer was resized, transferred or detached while the send waited: the claimed
       // position is given up (receivers skip it), never copied past or left WRITING.
       const p = this.#c.p;
-      p.skip(p.slotWord(pos), p.freeSeq(pos));
+      p.skip(pos);
       throw new InvalidArgumentError(`the message changed from ${total} to ${src.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing of it is received`);
     }
     let n: number;
@@ -174,10 +174,10 @@ export class ChunkSender {
   #roomFor(n: number): boolean {
     const p = this.#c.p;
     if (n > p.depth) return false;
-    let pos = Atomics.load(this.#c.w, W.TAIL);
+    let pos = this.#c.p.tail();
     for (let i = 0; i < n; i++, pos = p.next(pos)) {
       const sw = p.slotWord(pos);
-      if (Atomics.load(this.#c.w, sw + SLOT_OWNER) !== 0 || Atomics.load(this.#c.w, sw + SLOT_SEQ) !== p.freeSeq(pos)) return false;
+      if (Atomics.load(this.#c.w, sw) !== p.freeWord(pos)) return false;
     }
     return true;
   }

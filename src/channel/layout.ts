@@ -90,7 +90,7 @@
  */
 
 export const MAGIC = 0x4d485343;
-/** Layout version of channels and Broadcasts. */
+/** Layout version of Broadcasts. */
 export const VERSION = 2;
 /**
  * Layout version of the structures with a robust lock (Mutex, Watch, Heap): version 2
@@ -98,8 +98,13 @@ export const VERSION = 2;
  * sync/robust-lock.ts). A reader of version 2 would take a tagged word for a dead pid.
  */
 export const VERSION_TAGGED_LOCK = 3;
-/** Layout version of a chunked Variable channel (maxMessage > capacity): version 2 plus the chunk fields. */
-export const VERSION_CHUNKED = 3;
+/**
+ * Layout version of channels: one state word per slot (phase, lap tag, pid) and the
+ * closed bit in `tail`. Versions 2 and 3 had two state words per slot and are refused.
+ */
+export const VERSION_CHANNEL = 4;
+/** Layout version of a chunked Variable channel (maxMessage > capacity): version 4 plus the chunk fields. */
+export const VERSION_CHUNKED = 5;
 /** The layout versions this library reads (and writes) a structure of this kind as. */
 export function versionsOf(kind: number): readonly number[] {
   if (kind === Kind.Mutex || kind === Kind.Watch || kind === Kind.Heap) return TAGGED_LOCK_VERSIONS;
@@ -107,7 +112,7 @@ export function versionsOf(kind: number): readonly number[] {
   return PLAIN_VERSIONS;
 }
 const TAGGED_LOCK_VERSIONS = Object.freeze([VERSION_TAGGED_LOCK]);
-const CHANNEL_VERSIONS = Object.freeze([VERSION, VERSION_CHUNKED]);
+const CHANNEL_VERSIONS = Object.freeze([VERSION_CHANNEL, VERSION_CHUNKED]);
 const PLAIN_VERSIONS = Object.freeze([VERSION]);
 
 /** The layout version a new structure of this kind is written with. */
@@ -209,11 +214,10 @@ export const INIT_READY = 2;
 
 /** Byte offset of slot 0 in a channel. */
 export const SLOTS_OFFSET = 256;
-/** Bytes before a slot's data: `seq` and `owner`. */
+/** Bytes before a slot's data: the state word and a reserved word (0). */
 export const SLOT_HEADER = 8;
 /** Word offsets inside a slot. */
-export const SLOT_SEQ = 0;
-export const SLOT_OWNER = 1;
+export const SLOT_STATE = 0;
 /** Variable: the length word (data's first 4 bytes); the message follows it. */
 export const SLOT_LENGTH = 2;
 /** Bytes of a Variable message's length word. */
@@ -221,16 +225,26 @@ export const LENGTH_BYTES = 4;
 /** Size of a mutex. */
 export const MUTEX_SIZE = 64;
 
-/** Owner phases (owner >>> 30). */
+/** Slot phases (state >>> 30). */
+export const FREE = 0;
 export const WRITING = 1;
 export const FULL = 2;
 export const READING = 3;
-/** Mask of the pid bits of a slot state. */
-export const PID_MASK = 0x3fffffff;
+/** Set in the phases of a party at work on a slot (WRITING, READING), clear in FREE and FULL. */
+export const BUSY_PHASE_BIT = 0x40000000;
+/** A slot state's lap tag: bits 29–22, the lap of its position modulo 256. */
+export const TAG_SHIFT = 22;
+export const TAG_MASK = 0xff;
+/** Mask of the pid bits of a slot state (bits 21–0; 0 in FREE and FULL states). */
+export const PID_MASK = 0x3fffff;
+/** `tail`'s bit 31: the channel is closed; no sender can move `tail` any more. */
+export const TAIL_CLOSED = 0x80000000 | 0;
+/** `head` and `tail` without the closed bit. */
+export const POS_MASK = 0x7fffffff;
 
-/** An owner word: phase and pid. */
-export function ownerWord(phase: number, pid: number): number {
-  return ((phase << 30) | (pid & PID_MASK)) | 0;
+/** A slot state word: phase, lap tag (modulo 256), pid (0 for FREE and FULL). */
+export function slotState(phase: number, tag: number, pid: number): number {
+  return (phase << 30) | ((tag & TAG_MASK) << TAG_SHIFT) | (pid & PID_MASK);
 }
 
 /** Byte offset of a message inside its slot. */
@@ -336,7 +350,11 @@ export function headerConsistent(info: HeaderInfo, slotsOffset: number): boolean
   );
 }
 
-/** The modulus of a channel's head and tail: the largest multiple of depth not above 2^30. */
+/**
+ * The modulus of a channel's head and tail: depth × 256 × ⌊2^22 / depth⌋ (at most 2^30),
+ * so that the number of laps is a multiple of 256 and a slot's lap tag never jumps when
+ * head and tail wrap.
+ */
 export function cycleOf(depth: number): number {
-  return depth * Math.floor(2 ** 30 / depth);
+  return depth * 256 * Math.floor(2 ** 22 / depth);
 }

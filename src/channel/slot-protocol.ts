@@ -3,13 +3,26 @@
  * written once, with its name. The sync and async drivers (waiting.ts) only decide when
  * to call these steps again; payload.ts copies bytes in and out of a claimed slot.
  *
- * A slot has two state words on the same cache line as the start of its message:
- * `seq` (the lap: 2·lap free, 2·lap + 1 published) and `owner` (phase and pid). The
- * invariant: `seq` only changes while `owner` names the party changing it (WRITING|pid
- * or READING|pid), and that party lets go of `owner` only after its last `seq` store.
- * So a party killed between any two stores leaves its pid in `owner`, and the
- * {@link SlotProtocol.repair} step decides from (`owner`'s phase, `seq`, `head`) alone
- * what it left behind. `head` and `tail` only move forward.
+ * A slot has one state word, on the same cache line as the start of its message: the
+ * phase (FREE, WRITING, FULL, READING), the lap tag of the position it is for (its lap
+ * modulo 256) and, while a party works on it, that party's pid. A message goes:
+ *
+ *   FREE|t  --sender CAS-->  WRITING|t|pid  --publish-->  FULL|t
+ *           --receiver CAS-->  READING|t|pid  --free-->  FREE|t+1
+ *
+ * A claim is one CAS on the state word, then one CAS moving `tail` (or `head`) from the
+ * position on. The second CAS is what proves the claim: it fails if the position is not
+ * the current one any more (a party that slept through 256 laps finds the same tag on a
+ * later lap) or, for a send, if the channel closed (close sets `tail`'s bit 31), and the
+ * claim then puts the slot back as it found it. So a send costs three atomic operations
+ * on two cache lines (the slot's and `tail`'s) and one load of the waiter count, and so
+ * does a receive.
+ *
+ * The invariant that makes a dead party repairable: `head` and `tail` only move forward
+ * (except a retraction, below), and only while the slot of the position they leave is held
+ * by the party moving them. So a party killed at any step leaves its pid in the state
+ * word, and {@link SlotProtocol.repair} decides from (phase, tag, `head` or `tail`) alone
+ * what it left behind.
  *
  * Step names (see {@link CHANNEL_STEPS}) mark the gaps between two shared-memory
  * operations where a party can be stopped by the step harness (sync/steps.ts).
@@ -18,7 +31,7 @@
 import { futexWake } from '../sync/futex.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { stepHook } from '../sync/steps.js';
-import { cycleOf, FULL, ownerWord, PID_MASK, READING, SLOT_OWNER, SLOT_SEQ, SLOTS_OFFSET, W, WRITING } from './layout.js';
+import { cycleOf, FREE, FULL, PID_MASK, POS_MASK, READING, SLOTS_OFFSET, slotState, TAG_MASK, TAG_SHIFT, TAIL_CLOSED, W, WRITING } from './layout.js';
 
 /** A claim found no free slot (send) or no message (receive). */
 export const CLAIM_FULL = -1;
@@ -29,37 +42,34 @@ export const CLAIM_BLOCKED = -3;
 
 /** Every named step, for tests that cover them all. */
 export const CHANNEL_STEPS = [
-  'channel.send.cas', // a sender holds the slot's owner word, not yet verified as this lap's
-  'channel.send.claimed', // claimed and verified; tail not moved yet
-  'channel.send.tail', // tail moved; the message not copied in yet
-  'channel.send.copied', // copied in; seq not published yet
-  'channel.send.published-seq', // seq published; owner still WRITING
-  'channel.send.published', // owner FULL; receivers not woken yet
-  'channel.recv.cas', // a receiver holds the owner word, not yet verified
-  'channel.recv.claimed', // claimed and verified; head not moved yet
-  'channel.recv.head', // head moved; the message not copied out yet
+  'channel.send.cas', // a sender holds the slot (WRITING); tail not moved yet, so the claim is not proved
+  'channel.send.tail', // tail moved: the position is this sender's; the message not copied in yet
+  'channel.send.copied', // copied in; not published yet
+  'channel.send.published', // FULL; receivers not woken yet
+  'channel.recv.cas', // a receiver holds the slot (READING); head not moved yet
+  'channel.recv.head', // head moved: the message is this receiver's; not copied out yet
   'channel.recv.copied', // copied out; the slot not freed yet
-  'channel.recv.freed-seq', // seq freed for the next lap; owner still READING
-  'channel.recv.freed', // owner released; senders not woken yet
-  'channel.skip.seq', // a position given up (closed send, retraction): seq moved on, owner held
+  'channel.recv.freed', // FREE for the next lap; senders not woken yet
   'channel.retract.begin', // an Unbuffered sender decided to take its message back (deadline, close, abort)
-  'channel.retract.cas', // an Unbuffered sender took its FULL slot back, not yet verified
-  'channel.retract.seq', // its seq is free again for its position; tail not moved back yet
-  'channel.retract.tail', // tail moved back; owner still held
-  'channel.repair.cas', // a repairer holds a dead party's slot
-  'channel.repair.seq', // the repairer moved seq on; owner still held
+  'channel.retract.cas', // it holds its FULL slot again (WRITING); tail not moved back yet
+  'channel.retract.tail', // tail moved back; the slot not FREE again yet
+  'channel.repair.cas', // a repairer holds a dead party's slot (in that party's phase)
   'channel.wait.sleep', // a waiter counted itself and is about to sleep
 ] as const;
 
 /** A step name. */
 export type ChannelStep = (typeof CHANNEL_STEPS)[number];
 
-const OWNER_FULL = ownerWord(FULL, 0);
 /** A claim that keeps meeting states that make no sense gives up as blocked after this many tries. */
 const MAX_TRIES = 64;
 
 function step(name: ChannelStep): void {
   if (stepHook !== undefined) stepHook(name);
+}
+
+/** Signed distance between two lap tags, in [-128, 128). */
+function tagDiff(a: number, b: number): number {
+  return (((a - b) & TAG_MASK) << 24) >> 24;
 }
 
 /** The protocol over one mapped channel. One instance per handle; every field is fixed at construction. */
@@ -68,23 +78,18 @@ export class SlotProtocol {
   readonly base: number;
   readonly depth: number;
   readonly stride: number;
-  /** head and tail count modulo this multiple of depth (at most 2^30), so `pos % depth` never jumps when they wrap. */
+  /** head and tail count modulo this multiple of 256·depth (at most 2^30), so a lap tag never jumps when they wrap. */
   readonly cycle: number;
-  /** `seq` counts modulo this (2 × laps). */
-  readonly seqMod: number;
-  readonly laps: number;
-  /** This party's owner words. */
-  readonly writing: number;
-  readonly reading: number;
+  /** This party's pid, as written in the state words it holds. */
   readonly me: number;
-  /** Set by a driver once a blocked wait has lasted the liveness bound: the next claim checks owners' liveness. */
+  /** Set by a driver once a blocked wait has lasted the liveness bound: the next claim checks holders' liveness. */
   suspect = false;
   /** What the last failed claim waits for: word `watchWord` to differ from `watchSeen`. */
   watchWord = 0;
   watchSeen = 0;
   /** Whether `closed` changes the outcome of the last failed claim. */
   watchClosed = false;
-  /** The position the last failed claim looked at (tail or head). */
+  /** The value of tail (send) or head (receive) the last failed claim looked at. */
   watchPos = 0;
 
   constructor(w: Int32Array, base: number, depth: number, stride: number) {
@@ -93,16 +98,12 @@ export class SlotProtocol {
     this.depth = depth;
     this.stride = stride;
     this.cycle = cycleOf(depth);
-    this.laps = this.cycle / depth;
-    this.seqMod = 2 * this.laps;
-    this.me = PID;
-    this.writing = ownerWord(WRITING, PID);
-    this.reading = ownerWord(READING, PID);
+    this.me = PID & PID_MASK;
   }
 
   // ---- positions ----------------------------------------------------------------
 
-  /** Index (in 32-bit words) of the first word of the slot of position `pos`. */
+  /** Index (in 32-bit words) of the state word of the slot of position `pos`. */
   slotWord(pos: number): number {
     return (SLOTS_OFFSET + (pos % this.depth) * this.stride) >>> 2;
   }
@@ -122,18 +123,29 @@ export class SlotProtocol {
     return d < 0 ? d + this.cycle : d;
   }
 
-  /** `seq` of the slot of `pos` while it is free for `pos`; +1 once published. */
-  freeSeq(pos: number): number {
-    return 2 * Math.floor(pos / this.depth);
+  /** The lap tag of position `pos`. */
+  tagOf(pos: number): number {
+    return ((pos / this.depth) | 0) & TAG_MASK;
   }
 
-  /** Signed distance between two `seq` values, in [-laps, laps). */
-  seqDiff(a: number, b: number): number {
-    const m = this.seqMod;
-    let d = (a - b) % m;
-    if (d < -this.laps) d += m;
-    else if (d >= this.laps) d -= m;
-    return d;
+  /** The state of the slot of `pos` while it is free for `pos`. */
+  freeWord(pos: number): number {
+    return this.tagOf(pos) << TAG_SHIFT;
+  }
+
+  /** The state of the slot of `pos` once `pos`'s message is published. */
+  fullWord(pos: number): number {
+    return slotState(FULL, this.tagOf(pos), 0);
+  }
+
+  /** `tail` without its closed bit. */
+  tail(): number {
+    return Atomics.load(this.w, W.TAIL) & POS_MASK;
+  }
+
+  /** `true` once the channel is closed (tail's bit 31). */
+  isClosed(): boolean {
+    return Atomics.load(this.w, W.TAIL) < 0;
   }
 
   // ---- sending ------------------------------------------------------------------
@@ -142,74 +154,53 @@ export class SlotProtocol {
   claimSend(): number {
     const w = this.w;
     for (let tries = 0; ; tries++) {
-      if (Atomics.load(w, W.CLOSED) !== 0) return CLAIM_CLOSED;
-      const pos = Atomics.load(w, W.TAIL);
-      const sw = this.slotWord(pos);
-      const free = this.freeSeq(pos);
-      // One CAS takes the line exclusively at once; seq, on the same line, then says
-      // whether it is this lap's slot (seq cannot change while we hold the owner word).
-      if (Atomics.compareExchange(w, sw + SLOT_OWNER, 0, this.writing) === 0) {
+      // A plain read: the CASes below prove it (a stale tail fails the second one).
+      const t = w[W.TAIL]!;
+      if (t < 0) return CLAIM_CLOSED;
+      const sw = this.slotWord(t);
+      const tag = this.tagOf(t);
+      const free = tag << TAG_SHIFT;
+      const s = Atomics.compareExchange(w, sw, free, slotState(WRITING, tag, this.me));
+      if (s === free) {
         step('channel.send.cas');
-        // seq == free means nobody has claimed this position yet, so tail is still pos.
-        if (Atomics.load(w, sw + SLOT_SEQ) === free) return this.#sendClaimed(pos, sw, free);
-        Atomics.store(w, sw + SLOT_OWNER, 0); // not this lap's slot: put it back as it was
-      }
-      const seq = Atomics.load(w, sw + SLOT_SEQ);
-      const d = this.seqDiff(seq, free);
-      if (d > 0) {
-        // The slot is past this position: tail is behind. Move it on if nobody did.
-        Atomics.compareExchange(w, W.TAIL, pos, this.next(pos));
+        if (Atomics.compareExchange(w, W.TAIL, t, this.next(t)) === t) {
+          step('channel.send.tail');
+          this.suspect = false;
+          return t;
+        }
+        // tail moved meanwhile: closed, or this is a later lap's slot. Put it back.
+        Atomics.store(w, sw, free);
         continue;
       }
-      const owner = Atomics.load(w, sw + SLOT_OWNER);
-      if (owner === 0 && tries < MAX_TRIES) continue; // let go meanwhile
-      if (owner === OWNER_FULL && d < 0) return this.#wait(sw + SLOT_SEQ, seq, true, pos, CLAIM_FULL);
-      if (owner !== OWNER_FULL && owner !== 0 && this.#dead(owner)) {
-        this.repair(sw, owner);
+      const d = tagDiff(s >>> TAG_SHIFT, tag);
+      const phase = s >>> 30;
+      if (d < 0 && phase === FULL) return this.#wait(sw, s, true, t, CLAIM_FULL); // last lap's message unread
+      if ((phase === WRITING || phase === READING) && d <= 0) {
+        // A sender claiming this position (d == 0, it moves tail next), or last lap's
+        // sender or receiver still at work on the slot (d < 0).
+        if (this.#dead(s)) {
+          this.repair(sw, s);
+          continue;
+        }
+        if (d < 0 || tries >= MAX_TRIES) return this.#wait(sw, s, false, t, CLAIM_BLOCKED);
         continue;
       }
-      if (Atomics.load(w, W.TAIL) !== pos && tries < MAX_TRIES) continue; // another sender moved on
-      // Blocked: a sender verifying its claim or a receiver between its two free stores
-      // (d == 0: the owner word changes next), or the previous lap still being written
-      // or read (d < 0: seq changes next).
-      return d === 0 ? this.#wait(sw + SLOT_OWNER, owner, false, pos, CLAIM_BLOCKED) : this.#wait(sw + SLOT_SEQ, seq, false, pos, CLAIM_BLOCKED);
+      // Anything else means tail moved on since it was read: read it again.
+      if (tries >= MAX_TRIES) return this.#wait(sw, s, false, t, CLAIM_BLOCKED);
     }
   }
 
-  /** The slot at `pos` is ours: move tail on, unless the channel closed meanwhile. */
-  #sendClaimed(pos: number, sw: number, free: number): number {
-    const w = this.w;
-    step('channel.send.claimed');
-    Atomics.store(w, W.TAIL, this.next(pos));
-    step('channel.send.tail');
-    this.suspect = false;
-    if (Atomics.load(w, W.CLOSED) !== 0) {
-      // close() came between our first check and the claim: a receiver may already
-      // have concluded "closed and empty". Give the position up and fail the send.
-      this.skip(sw, free);
-      return CLAIM_CLOSED;
-    }
-    return pos;
-  }
-
-  /** Publishes the message copied in at `pos`: `seq` first, then the owner word lets go. */
+  /** Publishes the message copied in at `pos`. */
   publish(pos: number): void {
-    const w = this.w;
-    const sw = this.slotWord(pos);
     step('channel.send.copied');
-    Atomics.store(w, sw + SLOT_SEQ, this.freeSeq(pos) + 1);
-    step('channel.send.published-seq');
-    Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
+    Atomics.store(this.w, this.slotWord(pos), this.fullWord(pos));
     step('channel.send.published');
     this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
   }
 
-  /** Gives up the position of a slot we hold, whose `seq` is `free`: receivers skip it. */
-  skip(sw: number, free: number): void {
-    const w = this.w;
-    Atomics.store(w, sw + SLOT_SEQ, (free + 2) % this.seqMod);
-    step('channel.skip.seq');
-    Atomics.store(w, sw + SLOT_OWNER, 0);
+  /** Gives up the position `pos` claimed by this sender (tail moved past it): receivers skip it. */
+  skip(pos: number): void {
+    Atomics.store(this.w, this.slotWord(pos), slotState(FREE, this.tagOf(pos) + 1, 0));
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
 
@@ -219,62 +210,66 @@ export class SlotProtocol {
   claimRecv(): number {
     const w = this.w;
     for (let tries = 0; ; tries++) {
-      const pos = Atomics.load(w, W.HEAD);
-      const sw = this.slotWord(pos);
-      const published = this.freeSeq(pos) + 1;
-      if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, this.reading) === OWNER_FULL) {
+      const h = w[W.HEAD]!; // a plain read, proved by the CASes below
+      const sw = this.slotWord(h);
+      const tag = this.tagOf(h);
+      const full = slotState(FULL, tag, 0);
+      const s = Atomics.compareExchange(w, sw, full, slotState(READING, tag, this.me));
+      if (s === full) {
         step('channel.recv.cas');
-        // This lap's message, untaken (nobody can take it while we hold the owner word):
-        // head is still pos.
-        if (Atomics.load(w, sw + SLOT_SEQ) === published) return this.#recvClaimed(pos);
-        Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL); // another lap's message: put it back
+        if (Atomics.compareExchange(w, W.HEAD, h, this.next(h)) === h) {
+          step('channel.recv.head');
+          this.suspect = false;
+          return h;
+        }
+        Atomics.store(w, sw, full); // head moved meanwhile: a later lap's message. Put it back.
+        continue;
       }
-      // `closed` is read before the slot's state below: a sender that claims after this
-      // read sees the close on its second check and gives its position up, so "closed
-      // and empty" never leaves a message behind.
-      const closed = Atomics.load(w, W.CLOSED) !== 0;
-      const seq = Atomics.load(w, sw + SLOT_SEQ);
-      const d = this.seqDiff(seq, published);
+      const d = tagDiff(s >>> TAG_SHIFT, tag);
+      const phase = s >>> 30;
       if (d > 0) {
-        // The message at this position is gone (taken, skipped): move head on if nobody did.
-        Atomics.compareExchange(w, W.HEAD, pos, this.next(pos));
+        // The message at this position is gone (taken, or its position given up): move
+        // head on if nobody did.
+        Atomics.compareExchange(w, W.HEAD, h, this.next(h));
         continue;
       }
-      const owner = Atomics.load(w, sw + SLOT_OWNER);
-      // Nothing claimed for this position (the slot is free for it): empty.
-      if (d < 0 && owner === 0) return this.#wait(sw + SLOT_SEQ, seq, true, pos, closed ? CLAIM_CLOSED : CLAIM_FULL);
-      if ((owner === OWNER_FULL || owner === 0) && tries < MAX_TRIES) continue; // changed meanwhile
-      if (owner !== OWNER_FULL && owner !== 0 && this.#dead(owner)) {
-        this.repair(sw, owner);
+      if ((phase === WRITING && d === 0) || phase === READING) {
+        // A sender writing this position, a receiver claiming it (d == 0, moves head
+        // next), or last lap's receiver still copying (d < 0).
+        if (this.#dead(s)) {
+          this.repair(sw, s);
+          continue;
+        }
+        if (phase === WRITING || d < 0 || tries >= MAX_TRIES) return this.#wait(sw, s, false, h, CLAIM_BLOCKED);
         continue;
       }
-      if (Atomics.load(w, W.HEAD) !== pos && tries < MAX_TRIES) continue; // another receiver moved on
-      // Blocked: a sender writing this position, or the slot's previous lap still being
-      // read (d < 0: seq changes at the publish or the free), or a receiver claiming it /
-      // a sender between its two publish stores (d == 0: the owner word changes next).
-      return d < 0 ? this.#wait(sw + SLOT_SEQ, seq, false, pos, CLAIM_BLOCKED) : this.#wait(sw + SLOT_OWNER, owner, false, pos, CLAIM_BLOCKED);
+      if (phase === FULL && d === 0) continue; // published meanwhile
+      // Nothing sent to this position yet. Closed and empty when close froze tail here:
+      // close sets tail's bit before `closed`, and a sender moves tail only by a CAS
+      // that fails once the bit is set, so nothing will be published here any more.
+      const closed = Atomics.load(w, W.CLOSED) !== 0 && (Atomics.load(w, W.TAIL) & POS_MASK) === h;
+      return this.#wait(sw, s, true, h, closed ? CLAIM_CLOSED : CLAIM_FULL);
     }
   }
 
-  /** The message at `pos` is ours: move head on. */
-  #recvClaimed(pos: number): number {
-    step('channel.recv.claimed');
-    Atomics.store(this.w, W.HEAD, this.next(pos));
-    step('channel.recv.head');
-    this.suspect = false;
-    return pos;
-  }
-
-  /** Frees the slot of the message read at `pos` for the next lap: `seq` first, then the owner word. */
+  /** Frees the slot of the message read at `pos` for the next lap. */
   free(pos: number): void {
-    const w = this.w;
-    const sw = this.slotWord(pos);
     step('channel.recv.copied');
-    Atomics.store(w, sw + SLOT_SEQ, (this.freeSeq(pos) + 2) % this.seqMod);
-    step('channel.recv.freed-seq');
-    Atomics.store(w, sw + SLOT_OWNER, 0);
+    Atomics.store(this.w, this.slotWord(pos), slotState(FREE, this.tagOf(pos) + 1, 0));
     step('channel.recv.freed');
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+  }
+
+  /**
+   * A receiver that claimed `pos` puts the message back for the next receive (chunks.ts):
+   * `head` back to `pos` first, then FULL. Only where no other receiver can move `head`
+   * meanwhile (under the chunked receive lock). Killed between the two, it leaves a
+   * READING slot at `head`, which repair() makes FULL again.
+   */
+  putBack(pos: number, between: () => void): void {
+    Atomics.store(this.w, W.HEAD, pos);
+    between();
+    Atomics.store(this.w, this.slotWord(pos), this.fullWord(pos));
   }
 
   // ---- Unbuffered hand-over -------------------------------------------------------
@@ -283,90 +278,105 @@ export class SlotProtocol {
   taken(pos: number): boolean {
     const w = this.w;
     const sw = this.slotWord(pos);
-    const published = this.freeSeq(pos) + 1;
-    if (this.seqDiff(Atomics.load(w, sw + SLOT_SEQ), published) > 0) return true;
-    const owner = Atomics.load(w, sw + SLOT_OWNER);
-    if (owner >>> 30 === READING && this.#dead(owner)) {
-      this.repair(sw, owner);
-      return this.seqDiff(Atomics.load(w, sw + SLOT_SEQ), published) > 0;
+    const tag = this.tagOf(pos);
+    const s = Atomics.load(w, sw);
+    if (tagDiff(s >>> TAG_SHIFT, tag) > 0) return true;
+    if (s >>> 30 === READING && this.#dead(s)) {
+      this.repair(sw, s);
+      return tagDiff(Atomics.load(w, sw) >>> TAG_SHIFT, tag) > 0;
     }
     return false;
   }
 
   /** Unbuffered: a receiver holds the message published at `pos` (its copy is awaited, whatever the deadline). */
   held(pos: number): boolean {
-    return Atomics.load(this.w, this.slotWord(pos) + SLOT_OWNER) >>> 30 === READING;
+    const s = Atomics.load(this.w, this.slotWord(pos));
+    return s >>> 30 === READING && ((s >>> TAG_SHIFT) & TAG_MASK) === this.tagOf(pos);
   }
 
   /**
    * Unbuffered: takes the message published at `pos` back if no receiver has claimed it.
-   * Returns true when it did (nothing was sent). The slot's `seq` is checked after the
-   * CAS: a FULL slot may by then hold the next sender's message, which is put back.
+   * Returns true when it did (nothing was sent). After the CAS, `tail` proves the slot
+   * still holds this sender's message (with one slot, nobody claims a later position
+   * while it is FULL or held, so tail is `pos + 1` unless 256 laps went by).
    */
   retract(pos: number): boolean {
     const w = this.w;
     const sw = this.slotWord(pos);
-    const free = this.freeSeq(pos);
+    const full = this.fullWord(pos);
     step('channel.retract.begin');
-    if (Atomics.compareExchange(w, sw + SLOT_OWNER, OWNER_FULL, this.writing) !== OWNER_FULL) return false;
+    if (Atomics.compareExchange(w, sw, full, slotState(WRITING, this.tagOf(pos), this.me)) !== full) return false;
     step('channel.retract.cas');
-    if (Atomics.load(w, sw + SLOT_SEQ) !== free + 1) {
-      Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL); // not our message: put it back
-      return false;
+    for (;;) {
+      const t = Atomics.load(w, W.TAIL);
+      if ((t & POS_MASK) !== this.next(pos)) {
+        Atomics.store(w, sw, full); // not this sender's message: put it back
+        return false;
+      }
+      // Keep the closed bit, which close() may set meanwhile (then try again).
+      if (Atomics.compareExchange(w, W.TAIL, t, (t & TAIL_CLOSED) | pos) === t) break;
     }
-    // Our message, untaken: undo the send. With one slot, nobody can have claimed a later
-    // position (the slot was never free), so `tail` is `pos + 1` and goes back to `pos`.
-    Atomics.store(w, sw + SLOT_SEQ, free);
-    step('channel.retract.seq');
-    Atomics.store(w, W.TAIL, pos);
     step('channel.retract.tail');
-    Atomics.store(w, sw + SLOT_OWNER, 0);
+    Atomics.store(w, sw, this.freeWord(pos));
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+    return true;
+  }
+
+  // ---- closing ------------------------------------------------------------------
+
+  /**
+   * Closes the channel: tail's bit first (no send can claim a position after it), then
+   * `closed`, then every sleeper wakes. Returns false when it was closed already.
+   */
+  close(): boolean {
+    const w = this.w;
+    Atomics.or(w, W.TAIL, TAIL_CLOSED);
+    if (Atomics.exchange(w, W.CLOSED, 1) !== 0) return false;
+    Atomics.add(w, W.NOT_EMPTY_SEQ, 1);
+    Atomics.add(w, W.NOT_FULL_SEQ, 1);
+    futexWake(this.base + W.NOT_EMPTY_SEQ * 4);
+    futexWake(this.base + W.NOT_FULL_SEQ * 4);
     return true;
   }
 
   // ---- dead parties -------------------------------------------------------------
 
-  /** `true` when the party named in an owner word is provably gone (checked only once a wait on it lasted the liveness bound). */
-  #dead(owner: number): boolean {
+  /** `true` when the party named in a state word is provably gone (checked only once a wait on it lasted the liveness bound). */
+  #dead(state: number): boolean {
     if (!this.suspect) return false;
-    const pid = owner & PID_MASK;
+    const pid = state & PID_MASK;
     return pid !== this.me && !processAlive(pid);
   }
 
   /**
    * Takes over the slot a dead party held and leaves it usable. The decision depends
-   * only on what the slot shows, so a repairer killed half-way is repaired the same way
-   * (it holds the slot in the dead party's phase):
-   * - published (`seq` odd) by a dead writer, or claimed by a dead reader that had not
-   *   moved `head` past it: the message is whole and was not taken: FULL again;
-   * - published, and `head` moved past it by its dead reader: the message went with
-   *   that reader: the slot is freed for the next lap;
-   * - free (`seq` even) under a dead reader: it had freed the slot: let go;
-   * - free under a dead writer: it died before publishing (a torn or never-written
-   *   message): the position is skipped.
+   * only on the slot's phase and tag and on `tail` or `head`, so a repairer killed
+   * half-way is repaired the same way (it holds the slot in the dead party's phase):
+   * - WRITING, and `tail` still at its position: it died before its claim was proved:
+   *   FREE again for the same position (as if it never claimed);
+   * - WRITING, `tail` moved past it: a torn or never-written message: the position is
+   *   skipped (FREE for the next lap);
+   * - READING, `head` still at its position: it died before its claim was proved: FULL
+   *   again, for the next receiver;
+   * - READING, `head` moved past it: the message went with that reader: FREE for the
+   *   next lap.
    */
   repair(sw: number, dead: number): void {
     const w = this.w;
-    const phase = dead >>> 30;
-    const mine = phase === READING ? this.reading : this.writing;
-    if (Atomics.compareExchange(w, sw + SLOT_OWNER, dead, mine) !== dead) return; // someone else did
+    const mine = ((dead & ~PID_MASK) | this.me) | 0;
+    if (Atomics.compareExchange(w, sw, dead, mine) !== dead) return; // someone else did
     step('channel.repair.cas');
-    const seq = Atomics.load(w, sw + SLOT_SEQ);
-    if ((seq & 1) === 1) {
-      const position = (seq >>> 1) * this.depth + (((sw << 2) - SLOTS_OFFSET) / this.stride);
-      const passed = this.dist(Atomics.load(w, W.HEAD), position);
-      if (phase === WRITING || passed === 0 || passed > this.cycle / 2) {
-        Atomics.store(w, sw + SLOT_OWNER, OWNER_FULL);
-        this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
-        return;
-      }
-      Atomics.store(w, sw + SLOT_SEQ, (seq + 1) % this.seqMod);
-    } else if (phase === WRITING) {
-      Atomics.store(w, sw + SLOT_SEQ, (seq + 2) % this.seqMod);
+    const tag = (dead >>> TAG_SHIFT) & TAG_MASK;
+    const slot = ((sw << 2) - SLOTS_OFFSET) / this.stride;
+    const writer = dead >>> 30 === WRITING;
+    const at = Atomics.load(w, writer ? W.TAIL : W.HEAD) & POS_MASK;
+    const unproved = at % this.depth === slot && this.tagOf(at) === tag;
+    if (unproved && !writer) {
+      Atomics.store(w, sw, slotState(FULL, tag, 0));
+      this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
+      return;
     }
-    step('channel.repair.seq');
-    Atomics.store(w, sw + SLOT_OWNER, 0);
+    Atomics.store(w, sw, slotState(FREE, unproved ? tag : tag + 1, 0));
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
 

@@ -1,44 +1,46 @@
 /**
- * How long a waiting party spins before it sleeps in the kernel, chosen from what
- * spinning did recently.
+ * How long a waiting party spins before it sleeps in the kernel, chosen from what it
+ * measures.
  *
- * Spinning pays when the awaited change comes from a peer that runs on another core at
- * the same moment: it is seen in well under a microsecond, where a futex sleep and wake
- * costs 5–50 µs here (up to a millisecond when the peer's core had gone idle). It
- * costs when the peer is not running: on a machine whose cores are busy, a spinner
- * burns the time slice the peer needs to produce what it waits for.
+ * Spinning pays when the awaited change comes from a peer that runs on another CPU at the
+ * same moment: it is seen within a microsecond, where a futex sleep and wake costs
+ * 5–50 µs here (up to a millisecond when the peer's CPU had gone idle). It costs when
+ * the peer is not running: a spinner then burns a CPU that the peer (or anyone) may be
+ * waiting for.
  *
- * So the limit is a time, not a number of loads, and it adapts to three observations:
- * - **spinning paid** (the change came while spinning, or soon after the spin gave up):
- *   spin up to {@link SpinPolicy.max} next time;
- * - **spinning did not pay** (the wait slept for long): halve the limit, down to `min`;
- * - **the spin was preempted** (two looks at the clock, a few hundred loads apart, are
- *   more than {@link PREEMPTED_MS} apart, or a `sched_yield` gave the CPU away that
- *   long: another task wanted this CPU): twice within {@link CONTENDED_MS}, the cores
- *   are busy; spin only `min` for the next {@link CONTENDED_MS}, then try again.
+ * So a spin is bounded in time, not in loads, and it looks at two things:
+ * - **did spinning pay recently?** A spin that saw the change, or a sleep that ended
+ *   soon after the spin gave up, sets the limit to {@link SpinPolicy.max}; a long sleep
+ *   halves it, down to `min`. An idle peer so costs a little CPU once, then nothing.
+ * - **is the CPU taken?** After {@link LOOK_AFTER_MS} of spinning, and every
+ *   {@link LOOK_EVERY_MS} after that, the spinner looks at the run queue
+ *   (sync/run-queue.ts): with more runnable threads than CPUs, the peer may be queued
+ *   for the very CPU this spin holds, so it stops and sleeps. A peer that runs answers
+ *   well within the first {@link LOOK_AFTER_MS}, so on an idle machine the look is rare
+ *   and a pair of busy parties keeps spinning; on a busy one, a wait that the peer cannot
+ *   answer at once gives its CPU away after {@link LOOK_AFTER_MS}.
  *
- * While it spins, a waiter also offers its CPU every {@link YIELD_EVERY_MS}: a peer
- * queued behind it on the same core runs at once.
+ * The spinner does not call `sched_yield`: under the kernel's EEVDF scheduler a yield
+ * hands the rest of the time slice to any other task, which stalls a running pair for
+ * milliseconds; sleeping is the way to give the CPU to the peer.
  * @internal
  */
-import { sched_yield } from '../sys/libc.js';
+import { cpusOversubscribed } from '../sync/run-queue.js';
 
-/**
- * A gap this long between two looks at the clock means the spinner lost its CPU to
- * another task (a scheduler slice is milliseconds; a VM's own interruptions are mostly
- * shorter, and should not count).
- */
-export const PREEMPTED_MS = 1;
-/** How long "the cores are busy" holds after a preempted spin. */
-export const CONTENDED_MS = 50;
+/** Spin this long (ms) before the first look at the run queue. */
+export const LOOK_AFTER_MS = 0.05;
+/** Then look again this often (ms) while the spin goes on. */
+export const LOOK_EVERY_MS = 0.25;
+/** How long "the CPUs are oversubscribed" holds after a look said so (ms). */
+export const CONTENDED_MS = 20;
+/** Spins in a row that failed while the CPUs were oversubscribed, after which waits sleep at once. */
+export const FAILS_TO_STOP = 3;
+/** While waits sleep at once, one spin tries again this often (ms). */
+export const PROBE_EVERY_MS = 5;
 /** Loads between two looks at the clock while spinning. */
-export const CLOCK_EVERY = 128;
-/**
- * A spinner offers its CPU (`sched_yield`) this often (ms). On an idle machine the call
- * returns at once; when the peer waits in this CPU's run queue behind the spinner (two
- * processes sharing a core), it lets the peer run now instead of at the end of the slice.
- */
-export const YIELD_EVERY_MS = 0.03;
+export const CLOCK_EVERY = 64;
+/** Loads between two looks at the position and closed words while spinning. */
+const OTHERS_EVERY = 8;
 
 export class SpinPolicy {
   /** Current spin limit, in ms. */
@@ -46,7 +48,8 @@ export class SpinPolicy {
   readonly max: number;
   readonly min: number;
   #contendedUntil = 0;
-  #lastPreempted = -Infinity;
+  #fails = 0;
+  #probeAt = 0;
 
   constructor(max: number, min: number) {
     this.max = max;
@@ -56,13 +59,29 @@ export class SpinPolicy {
 
   /** The spin limit for a wait starting at `now`, at most `left` ms. */
   budget(now: number, left: number): number {
-    const limit = now < this.#contendedUntil ? this.min : this.limit;
+    let limit = this.limit;
+    if (now < this.#contendedUntil) {
+      if (this.#fails >= FAILS_TO_STOP && now < this.#probeAt) return 0;
+      limit = Math.min(limit, LOOK_AFTER_MS);
+    }
     return limit < left ? limit : left;
   }
 
   /** The spin saw the change. */
   paid(): void {
     this.limit = this.max;
+    this.#fails = 0;
+  }
+
+  /**
+   * A spin gave up at `now`. While the CPUs are oversubscribed, {@link FAILS_TO_STOP}
+   * in a row mean the peer is not running alongside (it may be queued for this very CPU):
+   * waits sleep at once, and one spin every {@link PROBE_EVERY_MS} looks whether that
+   * changed.
+   */
+  failed(now: number): void {
+    if (now >= this.#contendedUntil) return;
+    if (++this.#fails >= FAILS_TO_STOP) this.#probeAt = now + PROBE_EVERY_MS;
   }
 
   /** The wait slept for `ms` before the change came. */
@@ -73,30 +92,30 @@ export class SpinPolicy {
     else this.limit = Math.max(this.min, this.limit / 2);
   }
 
-  /**
-   * The spinner lost its CPU at `now`. Twice within {@link CONTENDED_MS}: the cores are
-   * busy (once may be a stray interruption, which a VM sees now and then).
-   */
-  preempted(now: number): void {
-    if (now - this.#lastPreempted < CONTENDED_MS) this.#contendedUntil = now + CONTENDED_MS;
-    this.#lastPreempted = now;
+  /** A look at the run queue at `now` found the CPUs oversubscribed. */
+  oversubscribed(now: number): void {
+    this.#contendedUntil = now + CONTENDED_MS;
   }
 
-  /** `true` while the cores were recently seen busy. */
+  /** `true` while the CPUs were recently seen oversubscribed. */
   contended(now: number): boolean {
     return now < this.#contendedUntil;
   }
 }
 
 /**
- * Spins until word `word` of `w` differs from `seen`, word `posWord` differs from `pos`,
- * or (with `closedMatters`) word `closedWord` is non-zero, for at most `limitMs`.
- * Returns true when something changed; reports preemption to `policy`.
+ * Spins until word `word` of `w` settles on a value other than `seen`, word `posWord`
+ * differs from `pos`, or (with `closedMatters`) word `closedWord` is non-zero, for at
+ * most `limitMs`. A value with a bit of `busyMask` set is not settled: it is another
+ * party's step in progress (a slot being written or read), and spinning on through it
+ * keeps the spinner off that cache line until the party is done. Returns true when
+ * something changed; tells `policy` what it saw of the run queue.
  */
 export function spinUntilChange(
   w: Int32Array,
   word: number,
   seen: number,
+  busyMask: number,
   posWord: number,
   pos: number,
   closedWord: number,
@@ -106,24 +125,27 @@ export function spinUntilChange(
   policy: SpinPolicy,
 ): boolean {
   if (limitMs <= 0) return false;
-  let last = start;
-  let yielded = start;
+  let lookAt = start + LOOK_AFTER_MS;
   for (let i = 1; ; i++) {
-    if (Atomics.load(w, word) !== seen || Atomics.load(w, posWord) !== pos || (closedMatters && Atomics.load(w, closedWord) !== 0)) {
+    const v = Atomics.load(w, word);
+    if ((v !== seen && (v & busyMask) === 0) || (i % OTHERS_EVERY === 0 && (Atomics.load(w, posWord) !== pos || (closedMatters && Atomics.load(w, closedWord) !== 0)))) {
       policy.paid();
       return true;
     }
     if (i % CLOCK_EVERY === 0) {
-      let now = performance.now();
-      if (now - last > PREEMPTED_MS) policy.preempted(now);
-      if (now - start >= limitMs) return false;
-      if (now - yielded >= YIELD_EVERY_MS) {
-        sched_yield();
-        const after = performance.now();
-        if (after - now > PREEMPTED_MS) policy.preempted(after);
-        yielded = now = after;
+      const now = performance.now();
+      if (now - start >= limitMs) {
+        policy.failed(now);
+        return false;
       }
-      last = now;
+      if (now >= lookAt) {
+        if (cpusOversubscribed()) {
+          policy.oversubscribed(now);
+          policy.failed(now);
+          return false;
+        }
+        lookAt = now + LOOK_EVERY_MS;
+      }
     }
   }
 }

@@ -23,7 +23,7 @@ import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
 import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
-import { W } from './layout.js';
+import { BUSY_PHASE_BIT as BUSY, W } from './layout.js';
 import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './slot-protocol.js';
 
 /**
@@ -136,7 +136,7 @@ export class Waits {
   /** Spins on what the last failed claim waits for. */
   #spin(policy: SpinPolicy, send: boolean, now: number, left: number): boolean {
     const p = this.#p;
-    return spinUntilChange(p.w, p.watchWord, p.watchSeen, send ? W.TAIL : W.HEAD, p.watchPos, W.CLOSED, p.watchClosed, now, policy.budget(now, left), policy);
+    return spinUntilChange(p.w, p.watchWord, p.watchSeen, BUSY, send ? W.TAIL : W.HEAD, p.watchPos, W.CLOSED, p.watchClosed, now, policy.budget(now, left), policy);
   }
 
   // ---- claiming with waiting -----------------------------------------------------
@@ -281,7 +281,7 @@ export class Waits {
     if (p.taken(pos)) return 'done';
     if (p.held(pos)) return 'wait';
     let stop: Error | undefined;
-    if (Atomics.load(p.w, W.CLOSED) !== 0) stop = this.#closed(true);
+    if (p.isClosed()) stop = this.#closed(true);
     else if (signal?.aborted) stop = new AbortError(undefined, { cause: signal.reason });
     else if (deadline - now <= 0) stop = new TimeoutError(`send on ${this.#where()} timed out waiting for a receiver`);
     if (stop === undefined) return 'wait';
@@ -302,7 +302,7 @@ export class Waits {
       const seq = Atomics.load(p.w, sw);
       if (!spun) {
         spun = true;
-        if (spinUntilChange(p.w, sw, seq, sw, seq, W.CLOSED, true, now, this.#sendSpin.budget(now, deadline - now), this.#sendSpin)) continue;
+        if (spinUntilChange(p.w, sw, seq, BUSY, sw, seq, W.CLOSED, true, now, this.#sendSpin.budget(now, deadline - now), this.#sendSpin)) continue;
       }
       this.#counts.raise(SEND_WAITERS);
       try {

@@ -6,7 +6,7 @@
  */
 import { processAlive } from '../sync/liveness.js';
 import { lockPid } from '../sync/robust-lock.js';
-import { cycleOf, describeHeader, describeVersions, H, headerConsistent, INIT_READY, isChunked, Kind, kindName, MAGIC, MW, PID_MASK, READING, SLOT_OWNER, SLOTS_OFFSET, versionsOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import { cycleOf, describeHeader, describeVersions, H, headerConsistent, INIT_READY, isChunked, Kind, kindName, MAGIC, MW, PID_MASK, POS_MASK, READING, SLOT_STATE, SLOTS_OFFSET, versionsOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
 /** What the command reports about a structure. */
@@ -164,7 +164,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const control = src.read(offset, SLOTS_OFFSET);
   if (control.length < SLOTS_OFFSET) return { found: false, reason: 'the object shrank while it was read' };
   const word = (index: number): number => control.readUInt32LE(index * 4);
-  const tail = word(W.TAIL);
+  const tail = word(W.TAIL) & POS_MASK;
   const head_ = word(W.HEAD);
   const busy = busySlots(src, offset + SLOTS_OFFSET, info.depth, info.stride);
   const reading = busy.filter((b) => b.phase === 'reading').length;
@@ -177,15 +177,15 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   return { found: true, structure: s };
 }
 
-/** Slots whose owner word says a process is writing or reading them (read in chunks of up to 1 MiB). */
+/** Slots whose state word says a process is writing or reading them (read in chunks of up to 1 MiB). */
 function busySlots(src: ByteSource, slotsStart: number, depth: number, stride: number): NonNullable<Structure['busy']> {
   const CHUNK = 1 << 20;
   const busy: NonNullable<Structure['busy']> = [];
-  const at = SLOT_OWNER * 4;
-  const note = (slot: number, owner: number): void => {
-    const phase = owner >>> 30;
+  const at = SLOT_STATE * 4;
+  const note = (slot: number, state: number): void => {
+    const phase = state >>> 30;
     if (phase !== WRITING && phase !== READING) return;
-    const pid = owner & PID_MASK;
+    const pid = state & PID_MASK;
     busy.push({ slot, phase: phase === WRITING ? 'writing' : 'reading', pid, alive: pidAlive(pid) });
   };
   const perChunk = stride <= CHUNK / 16 ? Math.max(1, Math.floor(CHUNK / stride)) : 1;
