@@ -80,11 +80,12 @@ async function calibrate(run, initial, minNs, max) {
 
 async function measureRoundTrip(session, plan) {
   const perOp = await calibrate((n) => session.roundTrip(n), 20, plan.warmupNs, MAX_ROUND_TRIPS);
-  // Runs of this many round trips make up a batch: a batch lasts batchNs whatever a stall
-  // during the warm-up made perOp look like (a stall of milliseconds, common on a busy
-  // machine, would otherwise size batches of a few round trips, and each batch's mean
-  // would be that stall or none).
-  const iterations = Math.max(20, Math.min(MAX_ROUND_TRIPS, Math.round(plan.batchNs / perOp / 4)));
+  // A batch is runs of round trips until it lasts batchNs, whatever a stall during the
+  // warm-up made perOp look like (a stall of milliseconds, common on a busy machine,
+  // would otherwise size batches of a few round trips, and each batch's mean would be
+  // that stall or none). A run shorter than a quarter batch doubles the next one, so the
+  // start of a run (the peer waking up to a command) weighs little.
+  let iterations = Math.max(20, Math.min(MAX_ROUND_TRIPS, Math.round(plan.batchNs / perOp / 4)));
   const batchMeans = [];
   for (let b = 0; b < plan.batches; b++) {
     let ns = 0;
@@ -94,6 +95,7 @@ async function measureRoundTrip(session, plan) {
       if (!(t > 0)) throw new Error(`roundTrip returned ${t}`);
       ns += t;
       n += iterations;
+      if (t < plan.batchNs / 4) iterations = Math.min(MAX_ROUND_TRIPS, iterations * 2);
     }
     batchMeans.push(ns / n);
   }

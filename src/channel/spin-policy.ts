@@ -35,8 +35,13 @@ export const LOOK_EVERY_MS = 0.25;
 export const CONTENDED_MS = 20;
 /** Spins in a row that failed while the CPUs were oversubscribed, after which waits sleep at once. */
 export const FAILS_TO_STOP = 3;
-/** While waits sleep at once, one spin tries again this often (ms). */
+/** While waits sleep soon, one full spin tries again this often (ms). */
 export const PROBE_EVERY_MS = 5;
+/**
+ * How long (ms) waits spin while they sleep soon: a peer running on another CPU answers a
+ * ping-pong within this, a peer queued for this CPU costs no more than this.
+ */
+export const SHORT_SPIN_MS = 0.003;
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 64;
 /** Loads between two looks at the position and closed words while spinning. */
@@ -61,8 +66,8 @@ export class SpinPolicy {
   budget(now: number, left: number): number {
     let limit = this.limit;
     if (now < this.#contendedUntil) {
-      if (this.#fails >= FAILS_TO_STOP && now < this.#probeAt) return 0;
-      limit = Math.min(limit, LOOK_AFTER_MS);
+      if (this.#fails >= FAILS_TO_STOP && now < this.#probeAt) limit = SHORT_SPIN_MS;
+      else limit = Math.min(limit, LOOK_AFTER_MS);
     }
     return limit < left ? limit : left;
   }
@@ -76,8 +81,8 @@ export class SpinPolicy {
   /**
    * A spin gave up at `now`. While the CPUs are oversubscribed, {@link FAILS_TO_STOP}
    * in a row mean the peer is not running alongside (it may be queued for this very CPU):
-   * waits sleep at once, and one spin every {@link PROBE_EVERY_MS} looks whether that
-   * changed.
+   * waits spin only {@link SHORT_SPIN_MS} before they sleep, until a spin pays again; one
+   * full spin every {@link PROBE_EVERY_MS} looks whether that changed.
    */
   failed(now: number): void {
     if (now >= this.#contendedUntil) return;

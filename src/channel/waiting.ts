@@ -212,10 +212,27 @@ export class Waits {
       checkAborted(signal);
       pos = this.#claim(send);
     }
-    if (w.sleptAt !== 0) policy.slept(performance.now() - w.sleptAt);
-    // Polling the event loop paid (claimed before sleeping): poll longer next time.
-    this.#asyncPollMs = w.sleptAt === 0 ? Math.min(ASYNC_POLL_MAX, this.#asyncPollMs * 2) : Math.max(ASYNC_POLL_MIN, this.#asyncPollMs / 2);
+    this.#pollPaid(w.sleptAt === 0 ? 0 : performance.now() - w.sleptAt, policy);
     return claimed(pos);
+  }
+
+  /**
+   * How long async waits poll event-loop turns next time, from how this one ended: it
+   * claimed while polling (polling paid: poll longer), or after a sleep of `sleptMs`. A
+   * sleep that ended within {@link ASYNC_POLL_MAX} means polling that long would have
+   * caught the change without the two thread hops of a wake; only a longer one (an idle
+   * peer) makes polls shorter. Otherwise two parties that both sleep keep waking each
+   * other slowly (100 µs and more per wake here), each giving up its poll just before
+   * the other's answer.
+   */
+  #pollPaid(sleptMs: number, policy: SpinPolicy): void {
+    if (sleptMs === 0) {
+      this.#asyncPollMs = Math.min(ASYNC_POLL_MAX, this.#asyncPollMs * 2);
+      return;
+    }
+    policy.slept(sleptMs);
+    if (sleptMs <= ASYNC_POLL_MAX) this.#asyncPollMs = Math.min(ASYNC_POLL_MAX, Math.max(this.#asyncPollMs * 2, sleptMs * 2));
+    else this.#asyncPollMs = Math.max(ASYNC_POLL_MIN, this.#asyncPollMs / 2);
   }
 
   /** Steps 1–3 after a failed claim: closed ends the call, the liveness clock runs, the deadline ends it. Returns the ms left. */
