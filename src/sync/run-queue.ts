@@ -4,15 +4,17 @@
  * answer is yes, the peer may be waiting for a CPU, and the spinner's is the one to give.
  *
  * Linux: the fourth field of /proc/loadavg, "runnable/total" (runnable counts the threads
- * running and those queued for a CPU, the asker included), against the CPUs online.
+ * running and those queued for a CPU, the asker included), against the CPUs this process
+ * may run on (`os.availableParallelism()`, which follows its affinity: a process pinned
+ * to one CPU sees any second runnable thread as oversubscription).
  * Reading it costs about a microsecond. Elsewhere (macOS) it answers `false`: waits are
  * bounded in time only.
  * @internal
  */
-import { cpus } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { openSync, readSync } from 'node:fs';
 
-const CPUS = Math.max(1, cpus().length);
+const CPUS = Math.max(1, availableParallelism());
 const buffer = Buffer.alloc(64);
 /** The open /proc/loadavg, -1 before the first look, -2 where there is none. */
 let fd = -1;
