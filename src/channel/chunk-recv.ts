@@ -45,6 +45,10 @@ export class ChunkReceiver {
   #lookAt = 0;
   /** Whether a call of this handle holds the receive lock now (release() lets go of it). */
   #receiving = false;
+  /** What the last #ready() saw at head: its position (-1: nothing published), length word and, for a first chunk with more to come, serial. */
+  #judged = -1;
+  #judgedWord = 0;
+  #judgedSerial = 0;
 
   constructor(c: ChunkContext) {
     this.#c = c;
@@ -114,6 +118,12 @@ export class ChunkReceiver {
         if (ready === 0) return undefined;
         const pos = this.#c.p.claimRecv();
         if (pos < 0) return undefined;
+        if (!this.#asJudged(pos)) {
+          // Not the chunk #ready() judged: an Unbuffered sender took its chunk back
+          // meanwhile and another message took its place. Judge again.
+          this.#c.p.putBack(pos, () => step('channel.chunk.recv.put-back'));
+          continue;
+        }
         if (ready < 0) {
           // A remnant chunk (dropped by #take), or the first chunk of a message that will
           // never be whole: dropped here; its other chunks are remnants, next time round.
@@ -145,6 +155,7 @@ export class ChunkReceiver {
     const p = this.#c.p;
     const w = this.#c.w;
     let pos = Atomics.load(w, W.HEAD);
+    this.#judged = -1;
     let first = true;
     let serial = 0;
     for (let i = 0; i <= p.depth; i++, pos = p.next(pos)) {
@@ -158,6 +169,9 @@ export class ChunkReceiver {
       }
       const word = this.#c.payloads.chunkWord(p.slotByte(pos));
       if (first) {
+        this.#judged = pos;
+        this.#judgedWord = word;
+        this.#judgedSerial = (word & CHUNK_MORE) !== 0 && (word & CHUNK_CONT) === 0 ? this.#c.payloads.chunkSerial(p.slotByte(pos)) : 0;
         if ((word & CHUNK_CONT) !== 0) return -1;
         serial = this.#c.payloads.chunkSerial(p.slotByte(pos));
         first = false;
@@ -165,6 +179,14 @@ export class ChunkReceiver {
       if ((word & CHUNK_MORE) === 0) return 1;
     }
     return 0;
+  }
+
+  /** Whether the chunk claimed at `pos` is the one the last #ready() judged (position, flags and length, serial). */
+  #asJudged(pos: number): boolean {
+    const at = this.#c.p.slotByte(pos);
+    const word = this.#c.payloads.chunkWord(at);
+    if (pos !== this.#judged || word !== this.#judgedWord) return false;
+    return (word & CHUNK_MORE) === 0 || (word & CHUNK_CONT) !== 0 || this.#c.payloads.chunkSerial(at) === this.#judgedSerial;
   }
 
   /** After the stop test said the message will not continue: one more claim (its last chunk may have come just before), else drop it. */

@@ -84,6 +84,8 @@ export class SlotProtocol {
   readonly me: number;
   /** Set by a driver once a blocked wait has lasted the liveness bound: the next claim checks holders' liveness. */
   suspect = false;
+  /** Set by a driver once a full-length sleep on an empty channel ran out: the next receive claim reads tail's closed bit. */
+  lookClosed = false;
   /** What the last failed claim waits for: word `watchWord` to differ from `watchSeen`. */
   watchWord = 0;
   watchSeen = 0;
@@ -245,9 +247,19 @@ export class SlotProtocol {
       }
       if (phase === FULL && d === 0) continue; // published meanwhile
       // Nothing sent to this position yet. Closed and empty when close froze tail here:
-      // close sets tail's bit before `closed`, and a sender moves tail only by a CAS
-      // that fails once the bit is set, so nothing will be published here any more.
-      const closed = Atomics.load(w, W.CLOSED) !== 0 && (Atomics.load(w, W.TAIL) & POS_MASK) === h;
+      // a sender moves tail only by a CAS that fails once tail's closed bit is set, so
+      // nothing will be published here any more. `closed` (set after the bit) says when
+      // to look at tail, which the senders' line holds; so does a wait whose full sleep
+      // ran out (`lookClosed`), in case a closer died between its two stores: then this
+      // receiver finishes the close.
+      const closedWord = Atomics.load(w, W.CLOSED) !== 0;
+      let closed = false;
+      if (closedWord || this.lookClosed) {
+        this.lookClosed = false;
+        const t = Atomics.load(w, W.TAIL);
+        closed = t < 0 && (t & POS_MASK) === h;
+        if (t < 0 && !closedWord) this.close();
+      }
       return this.#wait(sw, s, true, h, closed ? CLAIM_CLOSED : CLAIM_FULL);
     }
   }
@@ -274,18 +286,25 @@ export class SlotProtocol {
 
   // ---- Unbuffered hand-over -------------------------------------------------------
 
-  /** Unbuffered: the message published at `pos` has been taken (copied out, or lost with a dead receiver). */
+  /**
+   * Unbuffered: the message published at `pos` has been taken (copied out, or lost with a
+   * dead receiver). While this sender waits, only receivers change its slot, and only
+   * from FULL to READING and on; any other state means taken, however many laps went by
+   * since. With one slot, `tail` stays at `pos + 1` until the slot is free again, which
+   * tells this lap's FULL from one 256 laps later.
+   */
   taken(pos: number): boolean {
     const w = this.w;
     const sw = this.slotWord(pos);
     const tag = this.tagOf(pos);
-    const s = Atomics.load(w, sw);
-    if (tagDiff(s >>> TAG_SHIFT, tag) > 0) return true;
-    if (s >>> 30 === READING && this.#dead(s)) {
+    let s = Atomics.load(w, sw);
+    const reading = (x: number): boolean => x >>> 30 === READING && ((x >>> TAG_SHIFT) & TAG_MASK) === tag;
+    if (reading(s) && this.#dead(s)) {
       this.repair(sw, s);
-      return tagDiff(Atomics.load(w, sw) >>> TAG_SHIFT, tag) > 0;
+      s = Atomics.load(w, sw);
     }
-    return false;
+    if (s !== this.fullWord(pos) && !reading(s)) return true;
+    return (Atomics.load(w, W.TAIL) & POS_MASK) !== this.next(pos);
   }
 
   /** Unbuffered: a receiver holds the message published at `pos` (its copy is awaited, whatever the deadline). */
@@ -352,11 +371,11 @@ export class SlotProtocol {
    * Takes over the slot a dead party held and leaves it usable. The decision depends
    * only on the slot's phase and tag and on `tail` or `head`, so a repairer killed
    * half-way is repaired the same way (it holds the slot in the dead party's phase):
-   * - WRITING, and `tail` still at its position: it died before its claim was proved:
+   * - WRITING, and `tail` not past its position: it died before its claim was proved:
    *   FREE again for the same position (as if it never claimed);
    * - WRITING, `tail` moved past it: a torn or never-written message: the position is
    *   skipped (FREE for the next lap);
-   * - READING, `head` still at its position: it died before its claim was proved: FULL
+   * - READING, `head` not past its position: it died before its claim was proved: FULL
    *   again, for the next receiver;
    * - READING, `head` moved past it: the message went with that reader: FREE for the
    *   next lap.
@@ -366,11 +385,24 @@ export class SlotProtocol {
     const mine = ((dead & ~PID_MASK) | this.me) | 0;
     if (Atomics.compareExchange(w, sw, dead, mine) !== dead) return; // someone else did
     step('channel.repair.cas');
+    // Between the proof of death and this CAS, the slot may have been repaired by another
+    // and claimed again, the very same word, by a new process given the dead pid. Look
+    // again: a live holder gets its slot back (its next store overwrites it anyway).
+    if (processAlive(dead & PID_MASK)) {
+      Atomics.compareExchange(w, sw, mine, dead);
+      return;
+    }
     const tag = (dead >>> TAG_SHIFT) & TAG_MASK;
     const slot = ((sw << 2) - SLOTS_OFFSET) / this.stride;
     const writer = dead >>> 30 === WRITING;
     const at = Atomics.load(w, writer ? W.TAIL : W.HEAD) & POS_MASK;
-    const unproved = at % this.depth === slot && this.tagOf(at) === tag;
+    // The position it claimed: the one of this slot and tag nearest to tail (head). Its
+    // claim was proved only if tail (head) moved past it; at it, or behind it (a claim
+    // that read a position 256 laps old), the slot goes back to what the claim found.
+    const base = at - (at % this.depth) + slot;
+    const pos = (base + tagDiff(tag, this.tagOf(base)) * this.depth + this.cycle) % this.cycle;
+    const passed = this.dist(at, pos);
+    const unproved = passed === 0 || passed > this.cycle / 2;
     if (unproved && !writer) {
       Atomics.store(w, sw, slotState(FULL, tag, 0));
       this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);

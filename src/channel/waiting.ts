@@ -242,7 +242,12 @@ export class Waits {
     // A full-length sleep ran out (nobody signalled) and a party now blocks the slot: it
     // claimed it up to a sleep ago and has not published or freed it since. Look at its
     // liveness now rather than after another bound (looking never judges a live one dead).
-    if (pos === CLAIM_BLOCKED && w.longSleepAt !== 0 && now - w.longSleepAt >= SLEEP_MS * 0.9) this.#p.suspect = true;
+    if (w.longSleepAt !== 0 && now - w.longSleepAt >= SLEEP_MS * 0.9) {
+      if (pos === CLAIM_BLOCKED) this.#p.suspect = true;
+      // Nothing came for a whole sleep: the next claim also reads tail's closed bit (a
+      // closer may have died before it set `closed`).
+      else if (pos === CLAIM_FULL) this.#p.lookClosed = true;
+    }
     w.longSleepAt = 0;
     const left = deadline - now;
     if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');

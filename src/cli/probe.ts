@@ -6,7 +6,7 @@
  */
 import { processAlive } from '../sync/liveness.js';
 import { lockPid } from '../sync/robust-lock.js';
-import { cycleOf, describeHeader, describeVersions, H, headerConsistent, INIT_READY, isChunked, Kind, kindName, MAGIC, MW, PID_MASK, POS_MASK, READING, SLOT_STATE, SLOTS_OFFSET, versionsOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
+import { cycleOf, describeHeader, describeVersions, H, headerConsistent, INIT_READY, isChunked, Kind, kindName, MAGIC, MW, PID_MASK, POS_MASK, READING, SLOT_STATE, TAIL_CLOSED, SLOTS_OFFSET, versionsOf, W, WRITING, type HeaderInfo } from '../channel/layout.js';
 import type { ByteSource } from './source.js';
 
 /** What the command reports about a structure. */
@@ -166,12 +166,15 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const word = (index: number): number => control.readUInt32LE(index * 4);
   const tail = word(W.TAIL) & POS_MASK;
   const head_ = word(W.HEAD);
+  if ((word(W.TAIL) & TAIL_CLOSED) !== 0) s.closed = true; // a closer may die before it sets `closed`
   const busy = busySlots(src, offset + SLOTS_OFFSET, info.depth, info.stride);
   const reading = busy.filter((b) => b.phase === 'reading').length;
   const cycle = cycleOf(info.depth);
   s.sent = tail;
   s.received = head_;
-  s.queued = ((tail - head_ + cycle) % cycle) + reading;
+  // head runs ahead of tail only over positions given up twice: nothing is queued there.
+  const ahead = (tail - head_ + cycle) % cycle;
+  s.queued = Math.min(info.depth, (ahead > cycle / 2 ? 0 : ahead) + reading);
   s.waiting = { senders: word(W.SEND_WAITERS), receivers: word(W.RECV_WAITERS) };
   s.busy = busy;
   return { found: true, structure: s };

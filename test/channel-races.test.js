@@ -1,6 +1,6 @@
-// Interleavings found in a review of the slot protocol (src/channel/slot-protocol.ts) and
-// its users that break a guarantee of the channel. Each test states the interleaving; a
-// failing test is the defect.
+// Interleavings of the slot protocol (src/channel/slot-protocol.ts) and its users that
+// once broke a guarantee of the channel: a closer killed half-way, an Unbuffered sender
+// looking late, a chunked tryRecv whose judgement went stale. Each test states the interleaving.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Channel, ChannelClosedError, ClosedWriteError, Region } from '../dist/index.js';
@@ -8,7 +8,7 @@ import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 import { harness, settle, until } from './fixtures/channel-harness.js';
 import { CHANNEL_AT, msg, tagOf } from './fixtures/step-kinds.js';
 
-const h = harness(test, 'crev');
+const h = harness(test, 'crace');
 
 function setup(make, gates = 1) {
   const shm = h.object(CHANNEL_AT + 4096);
@@ -76,7 +76,7 @@ test('chunked Unbuffered: tryRecv that saw a remnant at head never drops a whole
   r1.kill(); // the receiver dies after the first chunk: the second is a remnant
   await r1.exited;
   await until(() => phaseOf(ch, 1) === FULL, { what: 'the remnant chunk published', peers: [s] });
-  const t = party(shm, 'review-party', 'tryrecv', undefined, {}, 1);
+  const t = party(shm, 'chunk-race-party', 'tryrecv', undefined, {}, 1);
   await gates[1].reached({ peer: t }); // #ready said -1; stopped before claimRecv
   const rs = await s.result(); // the remnant's sender times out and takes its chunk back
   assert.is(rs.error?.name, 'TimeoutError', JSON.stringify(rs));
