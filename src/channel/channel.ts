@@ -133,7 +133,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   readonly #waits: Waits;
   readonly #counts: SharedCounts;
   readonly #rendezvous: boolean;
-  /** A chunked channel's protocol (layout version 3); `undefined` for every other channel. */
+  /** A chunked channel's protocol (layout version 5); `undefined` for every other channel. */
   readonly #chunks: Chunks | undefined;
   readonly #released = new AbortController();
   readonly #forget: () => void;
