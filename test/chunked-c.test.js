@@ -2,9 +2,9 @@
 // blocks of docs/layout.md, then of docs/chunked-layout.md, are taken in order into
 // chunked.c, compiled with test/fixtures/chunked-c-main.c (`cc -std=c11 -Wall -Wextra -O2`,
 // no warnings allowed), and the program is run next to JS parties:
-// - it attaches to chunked channels this library created (and reads maxMessage); the
-//   version-2 sketch alone refuses them by their version, and a version-2 channel is no
-//   chunked channel to it;
+// - it attaches to chunked channels this library created (layout version 5; it reads
+//   maxMessage); the sketch of docs/layout.md alone (version 4) refuses them by their
+//   version, and a version-4 channel is no chunked channel to it;
 // - messages of every length around the chunk boundaries, C → JS and JS → C, every kind;
 // - a C sender and a JS sender on one channel, a C receiver then JS receiving: every
 //   message whole, exactly once, never interleaved;
@@ -24,11 +24,11 @@ const AT = 4096;
 
 const layout = cBlocks('layout.md');
 const build = compileSketch(test, { name: 'chunked-c', sources: { 'chunked.c': [...layout, ...cBlocks('chunked-layout.md')].join('\n') }, main: 'chunked-c-main.c', flags: FLAGS });
-// the version-2 sketch alone, with its own test program
-const v2 = compileSketch(test, { name: 'layout-c', sources: { 'layout.c': layout.join('\n') }, main: 'layout-c-main.c', flags: FLAGS });
-if (build !== null) build.v2 = v2.status;
+// the sketch of docs/layout.md alone (channels of version 4), with its own test program
+const v4 = compileSketch(test, { name: 'layout-c', sources: { 'layout.c': layout.join('\n') }, main: 'layout-c-main.c', flags: FLAGS });
+if (build !== null) build.v4 = v4.status;
 const BINARY = build?.binary;
-const V2_ONLY = v2?.binary;
+const V4_ONLY = v4?.binary;
 
 const h = harness(test, 'ckc');
 
@@ -82,17 +82,24 @@ if (compiler === undefined) {
   test('the C sketch compiles without a warning (-std=c11 -Wall -Wextra -O2)', () => {
     assert.is(build.status, 0, build.output);
     assert.is(build.output.trim(), '', 'no warnings');
-    assert.is(build.v2, 0);
+    assert.is(build.v4, 0);
   });
 
-  test('it attaches to a chunked channel and reads maxMessage; the version-2 sketch refuses it by its version; a version-2 channel is not chunked', async () => {
+  test('it attaches to a chunked channel (version 5) and reads maxMessage; the version-4 sketch refuses it by its version; a version-4 channel is not chunked', async () => {
     const shm = h.object();
     h.keep(new Channel.Buffered.Variable(shm, { depth: 4, capacity: 4096, maxMessage: 1 << 22, offset: AT }));
     h.keep(new Channel.Buffered.Variable(shm, { depth: 4, capacity: 4096, offset: AT * 8 }));
+    const version = (at) => {
+      const r = Region.map(shm, at, 64);
+      const v = r.read(4, 6).readUInt16LE(0);
+      r.unmap();
+      return v;
+    };
+    assert.equal([version(AT), version(AT * 8)], [5, 4], 'this library writes version 5 for a chunked channel, 4 for the other');
     assert.equal(await c('open', shm.name, AT).result(), { ok: true, kind: 3, depth: 4, capacity: 4096, maxMessage: 1 << 22 });
-    assert.match((await run(V2_ONLY, ['open', shm.name, AT]).result()).error, /unknown layout version/);
+    assert.match((await run(V4_ONLY, ['open', shm.name, AT]).result()).error, /layout version 5\b/);
     assert.match((await c('open', shm.name, AT * 8).result()).error, /not a chunked channel/);
-    assert.ok((await run(V2_ONLY, ['open', shm.name, AT * 8]).result()).ok, 'the version-2 channel next to it works with the version-2 sketch');
+    assert.ok((await run(V4_ONLY, ['open', shm.name, AT * 8]).result()).ok, 'the version-4 channel next to it works with the version-4 sketch');
   });
 
   for (const kind of KINDS) {

@@ -4,17 +4,22 @@
 // and the program is run as senders, receivers and creators next to JS parties:
 // - every kind in both directions, each message arriving once, whole and in order;
 // - channels the C program creates, which JS attaches to, and the other way round; a
-//   structure of layout version 1 refused by both;
+//   structure of layout version 1, and channels of the older layout (versions 2 and 3),
+//   refused by both;
 // - two C senders, two C receivers and JS parties (sync in a child, async here) at once;
-// - positions across their wrap (head and tail set near the end of the cycle);
+// - positions across their wrap (head, tail and every slot's lap tag set near the end of
+//   the cycle);
 // - an Unbuffered C send taken back on a timeout and on a close;
 // - a JS party killed at each step of a send, a receive, a retraction and a repair,
-//   after which the C program repairs its slot and the channel goes on.
+//   after which the C program repairs its slot and the channel goes on;
+// - the page names every step of CHANNEL_STEPS, and the sketch's step comments only those.
 // Skipped, with a message, only when no C compiler is installed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Channel, ChannelClosedError, Int32Ptr, LayoutError, Region } from '../dist/index.js';
+import { CHANNEL_STEPS } from '../dist/channel/slot-protocol.js';
 import { checkMessage, fillMessage, messageLength } from './fixtures/channel-common.js';
 import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness, throws, until, within } from './fixtures/channel-harness.js';
@@ -73,7 +78,7 @@ class CParty {
 }
 
 const c = (...args) => new CParty(args);
-const FULL_WORD = 2 << 30; // an owner word FULL, as an Int32
+const FULL_WORD = 2 << 30; // a slot state word FULL with lap tag 0, as an Int32
 const KIND = { Unbuffered: 1, SingleBuffered: 2, Buffered: 3 };
 const PAYLOAD = { Empty: 0, Fixed: 1, Variable: 2 };
 
@@ -213,17 +218,21 @@ if (compiler === undefined) {
     assert.match((await c('create', shm.name, 8 * 2048, ...other).result()).error, /already/);
   });
 
-  test('a structure of layout version 1 is refused by both, each naming the version', async () => {
+  test('a channel says layout version 4; versions 1, 2 and 3 (the older channel layouts) are refused by both, each naming the version', async () => {
     const shm = h.object(4096);
     const ch = KINDS[5].make(shm, 0);
     ch.release();
     const r = Region.map(shm, 0, 64);
     h.defer(() => r.unmap());
-    r.write(Buffer.from([1, 0]), 4); // version (u16) 1
-    throws(() => Channel.attach(shm), LayoutError, /layout version 1\b/);
-    assert.match((await c('open', shm.name, 0).result()).error, /layout version 1\b/);
-    r.write(Buffer.from([2, 0]), 4);
+    assert.is(r.read(4, 6).readUInt16LE(0), 4, 'this library writes version 4');
+    for (const version of [1, 2, 3]) {
+      r.write(Buffer.from([version, 0]), 4); // version (u16)
+      throws(() => Channel.attach(shm), LayoutError, new RegExp(`layout version ${version}\\b`));
+      assert.match((await c('open', shm.name, 0).result()).error, new RegExp(`layout version ${version}\\b`));
+    }
+    r.write(Buffer.from([4, 0]), 4);
     assert.ok((await c('open', shm.name, 0).result()).ok);
+    h.keep(Channel.attach(shm));
   });
 
   // ---- many parties at once -----------------------------------------------------------
@@ -288,16 +297,18 @@ if (compiler === undefined) {
 
   // ---- across the wrap of positions ---------------------------------------------------
 
-  /** Moves an empty channel's head and tail to `start`, and every slot's seq to the lap it is in there. */
+  /** The modulus of positions (docs/layout.md): a whole number of 256 laps, at most 2^30. */
+  const cycleOf = (depth) => depth * 256 * Math.floor(2 ** 22 / depth);
+
+  /** Moves an empty channel's head and tail to `start`, and every slot's state to FREE with the lap tag of the lap it is in there. */
   function moveTo(shm, ch, offset, start) {
     const depth = ch.depth;
-    const laps = Math.floor(2 ** 30 / depth);
-    const cycle = depth * laps;
+    const cycle = cycleOf(depth);
     const stride = (ch.byteLength - 256) / depth;
     const r = Region.map(shm, offset, ch.byteLength);
     for (let i = 0; i < depth; i++) {
       const p = (start + ((i - (start % depth) + depth) % depth)) % cycle; // the first position >= start in slot i
-      new Int32Ptr(r, 256 + i * stride).store(2 * Math.floor(p / depth));
+      new Int32Ptr(r, 256 + i * stride).store((Math.floor(p / depth) & 255) << 22); // FREE, lap tag, pid 0
     }
     new Int32Ptr(r, 64).store(start);
     new Int32Ptr(r, 128).store(start);
@@ -305,13 +316,14 @@ if (compiler === undefined) {
     return cycle;
   }
 
-  // depth 3: an odd cycle (3 × 357913941); depth 1: seq reaches 2^31 - 1
+  // depth 3: the cycle 3 × 256 × 1398101, below 2^30; depth 1: 2^30. Either way the lap
+  // tags go from 255 to 0 where the positions wrap.
   for (const kind of [{ ...KINDS[7], depth: 3 }, KINDS[5], KINDS[1]]) {
     test(`${kind.name} (depth ${kind.depth}): 300 messages each way across the wrap of positions (head and tail start at cycle - 4)`, async () => {
       const shm = h.object(8192);
       const ch = kind.make(shm, 0);
-      const cycle = ch.depth * Math.floor(2 ** 30 / ch.depth);
-      assert.is(moveTo(shm, ch, 0, cycle - 4), cycle);
+      const cycle = moveTo(shm, ch, 0, cycleOf(ch.depth) - 4);
+      assert.is(ch.stats().sent, cycle - 4, 'tail where the test put it');
       const n = 300;
       // C -> JS
       const sender = c('send', shm.name, 0, 1, n, 0, 10_000);
@@ -340,23 +352,25 @@ if (compiler === undefined) {
     const kind = KINDS[2];
     const shm = h.object(4096);
     const ch = kind.make(shm, 0);
-    const slot = () => {
-      const r = Region.map(shm, 256, 8);
-      const v = [new Int32Ptr(r, 0).load(), new Int32Ptr(r, 4).load()];
+    const word = (at) => {
+      const r = Region.map(shm, at, 4);
+      const v = new Int32Ptr(r, 0).load();
       r.unmap();
       return v;
     };
+    const slot = () => [word(256), word(260)]; // the state word and the reserved word
     const t0 = performance.now();
     assert.equal(await c('send', shm.name, 0, 1, 1, 0, 150).result(), { sent: 0, end: 'timeout' });
     assert.ok(performance.now() - t0 >= 150, 'not before its timeout');
     assert.is(ch.stats().sent, 0, 'tail moved back');
-    assert.equal(slot(), [0, 0], 'seq free for position 0 again, owner 0');
+    assert.equal(slot(), [0, 0], 'FREE for position 0 (lap tag 0) again; the reserved word 0');
     assert.is(ch.tryRecv(), undefined);
     const sender = c('send', shm.name, 0, 1, 1, 0, -1);
-    await until(() => ch.stats().waiting.senders === 1 && slot()[1] === FULL_WORD, { what: 'the C sender waiting with its message FULL', peers: [sender] });
+    await until(() => ch.stats().waiting.senders === 1 && slot()[0] === FULL_WORD, { what: 'the C sender waiting with its message FULL', peers: [sender] });
     ch.close();
     assert.equal(await sender.result(), { sent: 0, end: 'closed' });
     assert.is(ch.stats().sent, 0);
+    assert.is(word(64), 1 << 31, 'tail moved back to 0, keeping the closed bit');
     assert.equal(slot(), [0, 0]);
   });
 
@@ -383,27 +397,32 @@ if (compiler === undefined) {
   const VAR = { payload: 'Variable', width: 100 };
   // [step, the killed party's role, kind, whether its message is delivered after the repair]
   const DEATHS = [
-    ['channel.send.cas', 'send', 'SingleBuffered', false],
-    ['channel.send.claimed', 'send', 'SingleBuffered', false],
-    ['channel.send.tail', 'send', 'SingleBuffered', false],
+    ['channel.send.cas', 'send', 'SingleBuffered', false], // tail not moved: the slot is free again for the position
+    ['channel.send.tail', 'send', 'SingleBuffered', false], // tail moved: the position is skipped
     ['channel.send.copied', 'send', 'SingleBuffered', false],
-    ['channel.send.published-seq', 'send', 'SingleBuffered', true],
-    ['channel.send.published', 'send', 'SingleBuffered', true],
-    ['channel.recv.cas', 'recv', 'SingleBuffered', true],
-    ['channel.recv.claimed', 'recv', 'SingleBuffered', true],
-    ['channel.recv.head', 'recv', 'SingleBuffered', false],
+    ['channel.send.published', 'send', 'SingleBuffered', true], // FULL: nothing to repair
+    ['channel.recv.cas', 'recv', 'SingleBuffered', true], // head not moved: FULL again
+    ['channel.recv.head', 'recv', 'SingleBuffered', false], // head moved: the message went with it
     ['channel.recv.copied', 'recv', 'SingleBuffered', false],
-    ['channel.recv.freed-seq', 'recv', 'SingleBuffered', false],
-    ['channel.recv.freed', 'recv', 'SingleBuffered', false],
+    ['channel.recv.freed', 'recv', 'SingleBuffered', false], // FREE: nothing to repair
+    ['channel.send.cas', 'send', 'Buffered', false],
     ['channel.send.tail', 'send', 'Buffered', false],
+    ['channel.recv.cas', 'recv', 'Buffered', true],
     ['channel.recv.head', 'recv', 'Buffered', false],
-    ['channel.retract.begin', 'send', 'Unbuffered', true],
-    ['channel.retract.cas', 'send', 'Unbuffered', true],
-    ['channel.retract.seq', 'send', 'Unbuffered', false],
-    ['channel.retract.tail', 'send', 'Unbuffered', false],
+    ['channel.retract.begin', 'send', 'Unbuffered', true], // still FULL
+    ['channel.retract.cas', 'send', 'Unbuffered', false], // WRITING, tail past the position: skipped
+    ['channel.retract.tail', 'send', 'Unbuffered', false], // WRITING, tail moved back: free again
     ['channel.repair.cas', 'repair', 'SingleBuffered', false],
-    ['channel.repair.seq', 'repair', 'SingleBuffered', false],
   ];
+
+  test('every step of CHANNEL_STEPS but the sleep is killed above, and docs/layout.md names each; its C sketch marks only those steps', () => {
+    const killed = new Set(DEATHS.map(([step]) => step));
+    assert.equal(CHANNEL_STEPS.filter((s) => !killed.has(s)), ['channel.wait.sleep']);
+    const page = readFileSync(new URL('../docs/layout.md', import.meta.url), 'utf8');
+    for (const step of CHANNEL_STEPS) assert.ok(page.includes(`\`${step}\``), `docs/layout.md names ${step}`);
+    const marked = [...blocks.join('\n').matchAll(/\/\* > (channel\.[a-z.-]+) \*\//g)].map((m) => m[1]);
+    assert.equal([...new Set(marked)].sort(), [...CHANNEL_STEPS].sort(), 'the C sketch marks every step, and no other name');
+  });
 
   for (const [step, role, cls, delivered] of DEATHS) {
     test(`${cls}.Variable: a JS ${role === 'repair' ? 'receiver repairing a dead sender\'s slot' : role === 'send' ? 'sender' : 'receiver'} killed at ${step}: the C program repairs it`, async () => {

@@ -55,7 +55,7 @@ export interface ChannelStats {
   depth: number;
   /** Fixed: bytes per message; Variable: capacity; Empty: 0. */
   width: number;
-  /** Positions claimed by senders so far (messages sent, plus positions given up), modulo depth × ⌊2^30 / depth⌋. */
+  /** Positions claimed by senders so far (messages sent, plus positions given up), modulo depth × 256 × ⌊2^22 / depth⌋ (at most 2^30). */
   sent: number;
   /** Positions passed by receivers so far, modulo the same. */
   received: number;
@@ -133,7 +133,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   readonly #waits: Waits;
   readonly #counts: SharedCounts;
   readonly #rendezvous: boolean;
-  /** A chunked channel's protocol (layout version 3); `undefined` for every other channel. */
+  /** A chunked channel's protocol (layout version 5); `undefined` for every other channel. */
   readonly #chunks: Chunks | undefined;
   readonly #released = new AbortController();
   readonly #forget: () => void;

@@ -138,7 +138,7 @@ export class ChunkSender {
     let n: number;
     let flags: number;
     if (from === 0) {
-      // A message that fits one slot is one chunk, flags 0 (the bytes of version 2).
+      // A message that fits one slot is one chunk, flags 0 (the bytes of version 4).
       n = total <= this.#c.width ? total : this.#c.width - CHUNK_PREFIX;
       flags = n < total ? CHUNK_MORE : 0;
     } else {

@@ -1,6 +1,6 @@
 /**
  * Messages larger than a slot (a channel created with `maxMessage` above its capacity,
- * layout version 3): each message goes out as consecutive chunks of at most the capacity,
+ * layout version 5): each message goes out as consecutive chunks of at most the capacity,
  * one per slot, through the ordinary slot protocol (slot-protocol.ts), and a receiver
  * reassembles them into one message.
  *

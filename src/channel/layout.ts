@@ -1,7 +1,7 @@
 /**
- * Byte layout of the structures this library places in shared memory (layout version 2,
- * and 3 for a chunked channel). docs/layout.md holds the same tables for C programs, and
- * docs/chunked-layout.md those of version 3. All fields are little-endian
+ * Byte layout of the structures this library places in shared memory (channels: layout
+ * version 4, and 5 for a chunked channel). docs/layout.md holds the same tables for C
+ * programs, and docs/chunked-layout.md those of version 5. All fields are little-endian
  * 32-bit words (the byte order of every supported CPU), at offsets relative to the
  * structure's start, which is 16-byte aligned in the object.
  *
@@ -9,7 +9,7 @@
  * | offset | field       | type | written by                | meaning |
  * |-------:|-------------|------|---------------------------|---------|
  * | 0      | magic       | u32  | initialiser, once         | 0x4D485343, the bytes "CSHM" |
- * | 4      | version     | u16  | initialiser, once         | layout version: 2; 3 for a chunked channel (below), and for a Mutex, Watch or Heap (tagged lock words) |
+ * | 4      | version     | u16  | initialiser, once         | layout version: channels 4, a chunked channel 5 (below); Mutex, Watch, Heap 3 (tagged lock words); Broadcast 2 |
  * | 6      | kind        | u8   | initialiser, once         | 1 Unbuffered, 2 SingleBuffered, 3 Buffered, 16 Mutex, 32 Watch, 40 Broadcast, 48 Heap |
  * | 7      | payload     | u8   | initialiser, once         | 0 Empty, 1 Fixed, 2 Variable (0 for a mutex) |
  * | 8      | depth       | u32  | initialiser, once         | number of slots |
@@ -19,31 +19,34 @@
  * | 24     | totalSize   | u32  | initialiser, once         | bytes of the whole structure |
  * | 28     | initState   | u32  | initialiser               | 0 none, 1 initialising, 2 ready (stored last, release order) |
  * | 32     | initPid     | u32  | initialiser               | process that initialised it |
- * | 36     | closed      | u32  | `close()`, any process    | 0 open, 1 closed |
- * | 40     | maxMessage  | u32  | initialiser, once         | version 3 only (a chunked Variable channel): the largest message, > width; version 2: 0, ignored |
+ * | 36     | closed      | u32  | `close()`, any process    | 0 open, 1 closed; a channel's `close()` sets `tail`'s bit 31 first (below) |
+ * | 40     | maxMessage  | u32  | initialiser, once         | version 5 only (a chunked Variable channel): the largest message, > width; version 4: 0, ignored |
  *
- * ## Layout versions 2 and 3
- * Channels and Broadcasts are version 2, except a Variable channel created with
- * `maxMessage` larger than its capacity: version 3, which is version 2 plus `maxMessage`
- * at 40, the chunk words at 212–236 and the chunk flags in each slot's length word
- * (below). A Mutex, a Watch and a Heap are version 3: version 2 with a tag beside the pid
- * in their lock words (sync/robust-lock.ts); a chunked channel's lock words carry it too. A reader of
- * version 2 only (an older library, a C program written for version 2) refuses it by its
- * version instead of misreading a chunk as a message; channels without `maxMessage` stay
- * version 2 and work with them unchanged.
+ * ## Layout versions
+ * Channels are version 4: one state word per slot and the closed bit in `tail`. A
+ * Variable channel created with `maxMessage` larger than its capacity is version 5:
+ * version 4 plus `maxMessage` at 40, the chunk words at 212–236 and the chunk flags in
+ * each slot's length word (below); a reader of version 4 only refuses it by its version
+ * instead of misreading a chunk as a message. Versions 2 and 3 of a channel (two state
+ * words per slot, `seq` and `owner`) are refused on attach. A Mutex, a Watch
+ * and a Heap are version 3 (a tag beside the pid in their lock words, sync/robust-lock.ts;
+ * a chunked channel's lock words carry it too); a Broadcast is version 2.
  *
  * ## Channel control words (each group on its own 64-byte cache line)
  * | offset | field        | written by                         | meaning |
  * |-------:|--------------|------------------------------------|---------|
- * | 64     | tail         | the sender that claimed slot `tail % depth`; any sender that finds it behind | next position to send to, modulo depth × ⌊2^30 / depth⌋ |
- * | 128    | head         | the receiver that claimed slot `head % depth`; any receiver that finds it behind | next position to receive from, same modulus |
- * | 192    | sendWaiters  | sleeping senders                   | count; whoever frees a slot or moves `tail` bumps `notFullSeq` and wakes only when non-zero |
- * | 196    | recvWaiters  | sleeping receivers                 | count; whoever publishes or moves `head` bumps `notEmptySeq` and wakes only when non-zero |
+ * | 64     | tail         | a sender, by CAS, holding the slot of position `tail`; an Unbuffered sender taking its message back; `close()` (bit 31) | bits 30–0: next position to send to, modulo the cycle (below); bit 31: closed (no CAS of a sender succeeds any more) |
+ * | 128    | head         | a receiver, by CAS, holding the slot of position `head`, or finding that position's message gone | next position to receive from, modulo the cycle |
+ * | 192    | sendWaiters  | sleeping senders                   | count; whoever frees or skips a slot bumps `notFullSeq` and wakes only when non-zero |
+ * | 196    | recvWaiters  | sleeping receivers                 | count; whoever publishes bumps `notEmptySeq` and wakes only when non-zero |
  * | 200    | notFullSeq   | see sendWaiters, `close()`         | futex word senders sleep on |
  * | 204    | notEmptySeq  | see recvWaiters, `close()`         | futex word receivers sleep on |
  * | 208    | recvActive   | receivers of an Unbuffered channel | receives in progress: `trySend` offers only when non-zero |
  *
- * ## Chunk words (version 3 only; zero and unused in version 2)
+ * The cycle is depth × 256 × ⌊2^22 / depth⌋ (at most 2^30, {@link cycleOf}): a whole
+ * number of 256 laps, so a slot's lap tag never jumps when head and tail wrap.
+ *
+ * ## Chunk words (version 5 only; zero and unused in version 4)
  * | offset | field         | written by                       | meaning |
  * |-------:|---------------|----------------------------------|---------|
  * | 212    | sendLock      | senders (CAS)                    | robust lock (sync/robust-lock.ts): 0 free, else the lock word (pid and tag) of the sender whose message is going out |
@@ -55,23 +58,27 @@
  * | 236    | recvDeaths    | a receiver taking over           | receivers that died holding `recvLock` |
  *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
- * | offset | field   | meaning |
- * |-------:|---------|---------|
- * | 0      | seq     | lap sequence: 2·lap when free for position lap·depth + i, 2·lap + 1 once that position's message is published (modulo 2·⌊2^30 / depth⌋) |
- * | 4      | owner   | bits 31–30: 0 EMPTY, 1 WRITING, 2 FULL, 3 READING; bits 29–0: pid of the writer or reader |
- * | 8      | data    | Fixed: `width` bytes (zero-padded); Variable: u32 length, then the message at 12; Empty: nothing |
+ * | offset | field    | meaning |
+ * |-------:|----------|---------|
+ * | 0      | state    | bits 31–30 phase: 0 FREE, 1 WRITING, 2 FULL, 3 READING; bits 29–22 lap tag: the lap (position / depth) modulo 256 of the position it is for; bits 21–0 the pid of the writer or reader (0 in FREE and FULL) |
+ * | 4      | reserved | 0 |
+ * | 8      | data     | Fixed: `width` bytes (zero-padded); Variable: u32 length, then the message at 12; Empty: nothing |
  *
- * In a version-3 channel each slot holds one chunk. Its length word: bits 29–0 the chunk's
+ * A message of position p (lap tag t) goes FREE|t → WRITING|t|pid (sender's CAS, then
+ * its CAS of `tail` p → p + 1) → FULL|t (publish) → READING|t|pid (receiver's CAS, then
+ * its CAS of `head`) → FREE|t+1 (free, for position p + depth). The protocol, its repair
+ * of dead parties and its step names are in slot-protocol.ts.
+ *
+ * In a version-5 channel each slot holds one chunk. Its length word: bits 29–0 the chunk's
  * bytes at 12 (at most the capacity), bit 30 MORE (chunks of the same message follow),
  * bit 31 CONT (continues a message: not its first chunk). A first chunk with MORE set
  * begins with an 8-byte prefix: u32 total length of the message (at 12), u32 its
  * `sendSerial` (at 16); its bytes of the message follow at 20 (the chunk's length counts
  * the prefix). A message of at most the capacity is one chunk, flags 0: the same bytes as
- * version 2.
+ * version 4.
  *
- * A slot's state words and the first 56 bytes of a Fixed message (52 of a Variable one)
+ * A slot's state word and the first 56 bytes of a Fixed message (52 of a Variable one)
  * share one 64-byte cache line: a small message moves between cores in one line.
- * The protocol over these words is in slot-protocol.ts, its steps named there.
  *
  * ## Mutex (kind 16; 64 bytes)
  * Header as above (depth, width and slot fields 0; totalSize 64), then `lock` at 48 and
@@ -125,7 +132,7 @@ export function isChunked(kind: number, version: number): boolean {
   return version === VERSION_CHUNKED && versionsOf(kind) === CHANNEL_VERSIONS;
 }
 
-/** What a reader of this kind accepts, in words ("version 2 or 3"). */
+/** What a reader of this kind accepts, in words ("4 or 5"). */
 export function describeVersions(kind: number): string {
   return versionsOf(kind).join(' or ');
 }
@@ -187,11 +194,11 @@ export const W = {
   RECV_DEATHS: 236 / 4,
 } as const;
 
-/** Version 3: bits of a slot's length word. */
+/** Version 5: bits of a slot's length word. */
 export const CHUNK_CONT = 0x80000000;
 export const CHUNK_MORE = 0x40000000;
 export const CHUNK_LENGTH_MASK = 0x3fffffff;
-/** Version 3: bytes of the prefix (total length, serial) of a first chunk with MORE set. */
+/** Version 5: bytes of the prefix (total length, serial) of a first chunk with MORE set. */
 export const CHUNK_PREFIX = 8;
 /** Largest `maxMessage`: the total length field is 32 bits. */
 export const MAX_MESSAGE = 2 ** 32 - 1;
@@ -265,7 +272,7 @@ export interface HeaderInfo {
   width: number;
   stride: number;
   totalSize: number;
-  /** Version 3 (chunked Variable channel): the largest message, more than `width`. Absent otherwise. */
+  /** Version 5 (chunked Variable channel): the largest message, more than `width`. Absent otherwise. */
   maxMessage?: number;
 }
 

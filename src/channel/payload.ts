@@ -120,7 +120,7 @@ export class Payloads {
     if (target.length < this.#width) throw new OutOfRangeError(`target holds ${target.length} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
   }
 
-  // ---- chunks (version 3) -----------------------------------------------------------
+  // ---- chunks (version 5) -----------------------------------------------------------
 
   /** The length word of the slot at byte `at`: chunk flags and length. */
   chunkWord(at: number): number {

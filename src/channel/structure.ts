@@ -38,7 +38,7 @@ export function readHeader(region: Region): HeaderInfo {
     stride: dv.getUint32(H.STRIDE, true),
     totalSize: dv.getUint32(H.TOTAL, true),
   };
-  // Version 3 is a chunked Variable channel: version 2 plus its largest message.
+  // Version 5 is a chunked Variable channel: version 4 plus its largest message.
   if (isChunked(info.kind, version)) info.maxMessage = dv.getUint32(H.MAX_MESSAGE, true);
   const consistent = headerConsistent(info, dv.getUint32(H.SLOTS, true));
   if (!consistent) throw new LayoutError(`the header ${where(region)} is corrupt (version ${version}, kind ${info.kind}, payload ${info.payload}, depth ${info.depth}, width ${info.width}, stride ${info.stride}, slots at ${dv.getUint32(H.SLOTS, true)}, size ${info.totalSize}${info.maxMessage === undefined ? '' : `, maxMessage ${info.maxMessage}`})`);

@@ -32,7 +32,7 @@ export interface Structure {
   initPidAlive: boolean;
   /** Channel: closed by some process. Always `false` for a mutex. */
   closed: boolean;
-  /** Channel: messages sent / taken so far (modulo depth × ⌊2^30 / depth⌋), messages in the channel now. */
+  /** Channel: messages sent / taken so far (modulo depth × 256 × ⌊2^22 / depth⌋), messages in the channel now. */
   sent?: number;
   received?: number;
   queued?: number;
