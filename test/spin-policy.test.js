@@ -82,8 +82,8 @@ test('two processes pinned to one CPU ping-pong without spinning away each other
   if (!taskset) return; // needs Linux and taskset
   // A waiter that spins on while its peer waits for the same CPU loses up to its whole
   // spin (2 ms) per message: measured 1.4 ms per round trip (700 ms for these 500) with
-  // the run-queue look disabled. Giving the CPU up after 50 µs, then 3 µs, measured
-  // 70–80 µs per round trip (35–40 ms).
+  // the run-queue look disabled. Giving the CPU up after 50 µs, then 20 µs, measured
+  // 70–120 µs per round trip (35–60 ms).
   const fixture = new URL('./fixtures/pinned-pingpong.js', import.meta.url).pathname;
   const child = spawn('taskset', ['-c', '0', process.execPath, fixture, '500'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';

@@ -39,9 +39,11 @@ export const FAILS_TO_STOP = 3;
 export const PROBE_EVERY_MS = 5;
 /**
  * How long (ms) waits spin while they sleep soon: a peer running on another CPU answers a
- * ping-pong within this, a peer queued for this CPU costs no more than this.
+ * ping-pong within this, even one that first wakes from a futex sleep (3 µs here let both
+ * parties of a loaded ping-pong sleep on every message for whole runs: 14 µs per round
+ * trip against 4 µs); a peer queued for this CPU costs no more than this.
  */
-export const SHORT_SPIN_MS = 0.003;
+export const SHORT_SPIN_MS = 0.02;
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 64;
 /** Loads between two looks at the position and closed words while spinning. */
