@@ -62,6 +62,8 @@ export function runFlags(run) {
 
 /** Id of the floor row (bench/transports/bare-flag.js). */
 export const FLOOR_ID = 'bare-flag';
+/** The throughput reference: one process's memcpy (no round trip). */
+export const MEMCPY_ID = 'memcpy';
 /** Id of the alternative every row is also compared with. */
 export const REFERENCE_ID = 'process-send-json';
 
@@ -172,7 +174,7 @@ export function formatReport(run, options = {}) {
   // A third ratio column only for a baseline asked for by name (--baseline).
   const extra = options.baseline && baselineId === options.baseline && baselineId !== REFERENCE_ID ? base : null;
   const header = ['transport', 'round trip', 'p99', '× floor', 'vs process.send (json)', ...(extra ? [`vs ${extra.id}`] : [])];
-  const rows = results.map((r) => {
+  const rows = results.filter((r) => r.roundTripNs || r.error).map((r) => {
     const { toFloor, toProcessSend } = roundTripRatios(r, results);
     const ok = !!r.roundTripNs;
     return [
@@ -200,6 +202,13 @@ export function formatReport(run, options = {}) {
     lines.push('One-way throughput, GB/s:');
     const trows = results.map((r) => [r.name, ...sizes.map((s) => formatGBps(throughputAt(r, s)))]);
     lines.push(renderTable(['transport', ...sizes.map(formatSize)], trows, ['l', ...sizes.map(() => 'r')]));
+    const memcpy = results.find((r) => r.id === MEMCPY_ID);
+    const largest = sizes[sizes.length - 1];
+    const own = throughputAt(memcpy ?? { throughput: [] }, largest);
+    if (own > 0) {
+      const channels = results.filter((r) => r.kind === 'channel' && throughputAt(r, largest) > 0);
+      lines.push(`${formatSize(largest)} one-way ÷ one process's memcpy (${formatGBps(own)} GB/s): ${channels.map((r) => `${r.name} ${(throughputAt(r, largest) / own).toFixed(2)}`).join(', ')}`);
+    }
   }
 
   if (base && sizes.length) {

@@ -268,7 +268,7 @@ export function renderSvg(run, options = {}) {
       const isBase = r.id === baselineId;
       out.push(text(bx0 - 10, cy, r.name, { size: 13, anchor: 'end', baseline: 'central', weight: isBase ? 'bold' : 'normal' }));
       if (!r.roundTripNs) {
-        out.push(text(bx0 + 8, cy, r.error ? 'failed' : 'no data', { size: 12, baseline: 'central', fill: '#b00020', style: 'italic' }));
+        out.push(text(bx0 + 8, cy, r.error ? 'failed' : 'no round trip (one process)', { size: 12, baseline: 'central', fill: r.error ? '#b00020' : MUTED, style: 'italic' }));
         return;
       }
       const med = r.roundTripNs.median;

@@ -33,7 +33,8 @@ import { pinProcess } from './affinity.js';
 
 /**
  * @typedef {object} Session
- * @property {(iterations: number, samples?: Float64Array) => Promise<number>} roundTrip
+ * @property {(iterations: number, samples?: Float64Array) => Promise<number>} [roundTrip]  (omitted only by
+ *   the memcpy reference, which has no peer)
  *   Ping-pong `iterations` times: send one message of `roundTripSize` bytes to the peer, wait until the peer has
  *   received it as a message and sent the same bytes back, and has been received here; then the next. Returns
  *   the total elapsed time in nanoseconds (a number, e.g. from `nowNs()`). When `samples` is given (length >=

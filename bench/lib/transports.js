@@ -14,6 +14,7 @@ export const TRANSPORT_FILES = [
   'process-send-advanced.js',
   'worker-postmessage.js',
   'unix-socket.js',
+  'memcpy.js',
 ];
 
 /**

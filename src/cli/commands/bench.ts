@@ -42,6 +42,7 @@ options:
                      process-send-advanced  process.send, advanced
                      worker-postmessage     a worker thread, postMessage
                      unix-socket            a Unix domain socket
+                     memcpy                 throughput reference: one process copying
   -h, --help       this text
 
 exit codes:
