@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { CONTENDED_MS, FAILS_TO_STOP, LOOK_AFTER_MS, PROBE_EVERY_MS, SHORT_SPIN_MS, SpinPolicy } from '../dist/channel/spin-policy.js';
+import { CONTENDED_MS, FAILS_TO_SLEEP, FAILS_TO_STOP, LOOK_AFTER_MS, PROBE_EVERY_MS, SHORT_SPIN_MS, SpinPolicy } from '../dist/channel/spin-policy.js';
 import { cpusOversubscribed, runnableThreads } from '../dist/sync/run-queue.js';
 import { within } from './helpers.js';
 
@@ -40,6 +40,8 @@ test('budget: oversubscribed CPUs cap the spin at the first look, and failed spi
   assert.is(p.budget(100, 10), LOOK_AFTER_MS, `not before ${FAILS_TO_STOP} failures`);
   p.failed(100);
   assert.is(p.budget(100, 10), SHORT_SPIN_MS);
+  for (let i = FAILS_TO_STOP; i < FAILS_TO_SLEEP; i++) p.failed(100);
+  assert.is(p.budget(100, 10), 0, `no spin at all after ${FAILS_TO_SLEEP} failures`);
   assert.is(p.budget(100 + PROBE_EVERY_MS, 10), LOOK_AFTER_MS, 'one full spin now and then looks whether that changed');
   p.paid();
   assert.is(p.budget(101, 10), LOOK_AFTER_MS, 'a spin that paid ends the short spins');

@@ -335,6 +335,13 @@ export class RingProtocol {
     const w = this.w;
     if (Atomics.compareExchange(w, sw + SLOT_OWNER, dead, this.writing) !== dead) return; // someone else did
     step('broadcast.repair.cas');
+    // Between the proof of death and the CAS, the slot may have been repaired by another
+    // and claimed again, the very same owner word, by a new process given the dead pid.
+    // Look again: a live publisher gets its slot back (its next store overwrites it anyway).
+    if (processAlive(dead & PID_MASK)) {
+      Atomics.compareExchange(w, sw + SLOT_OWNER, this.writing, dead);
+      return;
+    }
     const seq = Atomics.load(w, sw + SLOT_SEQ);
     if ((seq & 1) === 0) {
       // It held position q (seq = 2·q mod 2^32) unpublished: the nearest such q to tail.
