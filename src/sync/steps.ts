@@ -9,7 +9,7 @@
  * go on or kills it, which freezes shared memory exactly as a process killed there
  * would leave it.
  *
- * Step names are `protocol.role.step`, e.g. `channel.send.claimed`. Each protocol
+ * Step names are `protocol.role.step`, e.g. `channel.send.tail`. Each protocol
  * lists its steps (see `CHANNEL_STEPS`, `MUTEX_STEPS`) so tests can cover them all.
  * @internal
  */
