@@ -10,6 +10,7 @@ import { SLOT_OWNER, SLOT_SEQ } from '../dist/broadcast/layout.js';
 import { H } from '../dist/channel/layout.js';
 import { setIdentity } from '../dist/sync/liveness.js';
 import { harness } from './fixtures/channel-harness.js';
+import { pidWorld } from './fixtures/pid-world.js';
 
 const h = harness(test, 'brep');
 const AT = 4096;
@@ -26,17 +27,7 @@ test('pid reuse between a repairer proving a publisher dead and its repair CAS: 
   h.defer(() => r.unmap());
   const dv = new DataView(r.mapping.buffer, r.start, bc.byteLength);
   const w = new Int32Array(r.mapping.buffer, r.start, bc.byteLength / 4);
-  const dead = new Set();
-  let during = null;
-  const alive = (pid) => {
-    const answer = !dead.has(pid);
-    if (during !== null) {
-      const f = during;
-      during = null;
-      f();
-    }
-    return answer;
-  };
+  const { dead, alive, atNextLook } = pidWorld();
   const as = (pid) => {
     setIdentity(pid, alive, 100);
     return new RingProtocol(w, r.address, dv.getUint32(H.DEPTH, true), dv.getUint32(H.STRIDE, true), dv.getUint32(H.SLOTS, true), false);
@@ -54,7 +45,7 @@ test('pid reuse between a repairer proving a publisher dead and its repair CAS: 
   const sw = A.slotWord(0);
   const word = A.writing;
   let claimedA2 = -1;
-  during = () => {
+  atNextLook(() => {
     setIdentity(1003, alive, 100);
     R2.repair(sw, word);
     dead.delete(1001); // the pid is given to A'
@@ -62,7 +53,7 @@ test('pid reuse between a repairer proving a publisher dead and its repair CAS: 
     assert.is(A2.claimPublish(), OK);
     claimedA2 = A2.position;
     setIdentity(1002, alive, 100);
-  };
+  });
   setIdentity(1002, alive, 100); // R1 runs
   R1.suspect = true; // R1 has waited the liveness bound
   assert.is(R1.claimPublish(), OK);

@@ -3,24 +3,14 @@
 // looking late, a chunked tryRecv whose judgement went stale. Each test states the interleaving.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, ChannelClosedError, ClosedWriteError, Region } from '../dist/index.js';
-import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { Channel, ChannelClosedError, ClosedWriteError } from '../dist/index.js';
+import { GATE_BYTES } from './fixtures/step-gate.js';
 import { harness, settle, until } from './fixtures/channel-harness.js';
-import { CHANNEL_AT, msg, tagOf } from './fixtures/step-kinds.js';
+import { CHANNEL_AT, msg, tagOf, gatedChannel } from './fixtures/step-kinds.js';
 
 const h = harness(test, 'crace');
 
-function setup(make, gates = 1) {
-  const shm = h.object(CHANNEL_AT + 4096);
-  const ch = h.keep(make(shm));
-  const list = [];
-  for (let i = 0; i < gates; i++) {
-    const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
-    h.defer(() => gate.region.unmap());
-    list.push(gate);
-  }
-  return { shm, ch, gates: list };
-}
+const setup = (make, gates = 1) => gatedChannel(h, make, gates);
 const party = (shm, fixture, op, step, extra = {}, gate = 0) =>
   h.start(fixture, op, { offset: CHANNEL_AT, gateOffset: gate * GATE_BYTES, step, timeout: 8000, ...extra }, { shm, timeoutMs: 30_000 });
 const phaseOf = (ch, pos) => Atomics.load(ch.protocol.w, ch.protocol.slotWord(pos)) >>> 30;

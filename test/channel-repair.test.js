@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { Channel, Region, TimeoutError } from '../dist/index.js';
 import { setIdentity } from '../dist/sync/liveness.js';
 import { harness, settle } from './fixtures/channel-harness.js';
+import { pidWorld } from './fixtures/pid-world.js';
 
 const h = harness(test, 'crep');
 const AT = 4096;
@@ -71,17 +72,7 @@ test("a dead receiver's unproved claim on a position head has not reached yet is
 // The repairer looks at the pid once more after its CAS and gives a live holder its slot back.
 test('pid reuse between a repairer proving a holder dead and its repair CAS: the repairer gives the live claim back', async () => {
   const shm = h.object(AT + 4096);
-  const dead = new Set();
-  let during = null;
-  const alive = (pid) => {
-    const answer = !dead.has(pid);
-    if (during !== null) {
-      const f = during;
-      during = null;
-      f();
-    }
-    return answer;
-  };
+  const { dead, alive, atNextLook } = pidWorld();
   const as = (pid, open) => {
     setIdentity(pid, alive, 100);
     return h.keep(open());
@@ -96,11 +87,11 @@ test('pid reuse between a repairer proving a holder dead and its repair CAS: the
   Atomics.store(p.w, sw, word); // A killed at channel.send.cas
   dead.add(1001);
   let posA2 = null;
-  during = () => {
+  atNextLook(() => {
     hR2.protocol.repair(sw, word);
     dead.delete(1001);
     posA2 = hA2.protocol.claimSend();
-  };
+  });
   hR1.protocol.suspect = true; // R1 has waited the liveness bound
   const posR1 = hR1.protocol.claimSend();
   assert.is(posA2, 0, "A' holds position 0");

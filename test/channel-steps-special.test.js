@@ -4,26 +4,16 @@
 // sleeps. Same invariants as channel-steps.test.js: once, whole, no wedge.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Channel, ChannelClosedError, ClosedWriteError, Region, TimeoutError } from '../dist/index.js';
+import { Channel, ChannelClosedError, ClosedWriteError, TimeoutError } from '../dist/index.js';
 import { CHANNEL_STEPS } from '../dist/channel/slot-protocol.js';
-import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { GATE_BYTES } from './fixtures/step-gate.js';
 import { harness, settle, until } from './fixtures/channel-harness.js';
-import { CHANNEL_AT, drain, msg, noWedge } from './fixtures/step-kinds.js';
+import { CHANNEL_AT, drain, msg, noWedge, gatedChannel } from './fixtures/step-kinds.js';
 
 const h = harness(test, 'cspec');
 const count = (list, tag) => list.filter((t) => t === tag).length;
 
-function setup(make, gates = 1) {
-  const shm = h.object(CHANNEL_AT + 4096);
-  const ch = h.keep(make(shm));
-  const list = [];
-  for (let i = 0; i < gates; i++) {
-    const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
-    h.defer(() => gate.region.unmap());
-    list.push(gate);
-  }
-  return { shm, ch, gates: list };
-}
+const setup = (make, gates = 1) => gatedChannel(h, make, gates);
 const party = (shm, op, step, extra = {}, gate = 0) =>
   h.start('step-party', op, { offset: CHANNEL_AT, gateOffset: gate * GATE_BYTES, step, timeout: 8000, ...extra }, { shm, timeoutMs: 20_000 });
 const unbuffered = (shm) => new Channel.Unbuffered.Variable(shm, { capacity: 64, offset: CHANNEL_AT });
