@@ -10,7 +10,8 @@ import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';
 import { checkEncoding, checkIndex, checkOptions, deadlineOf, describe } from '../validate.js';
 import { CHANNEL_COUNTS, SharedCounts } from './counts.js';
-import { Kind, kindName, PID_MASK, POS_MASK, READING, SLOTS_OFFSET, W, WRITING, type HeaderInfo } from './layout.js';
+import { Kind, kindName, SLOTS_OFFSET, W, type HeaderInfo } from './layout.js';
+import { statsOf, type ChannelStats } from './stats.js';
 import { Chunks } from './chunks.js';
 import { Payloads, type Message } from './payload.js';
 import { gemShape, withMaxMessage } from './shapes.js';
@@ -21,6 +22,7 @@ import { readableOf, writableOf, type ChannelReadable, type ChannelWritable, typ
 import type * as K from './kinds.js';
 
 export type { Message } from './payload.js';
+export type { ChannelStats } from './stats.js';
 
 /** Where a channel lives and how to create it. */
 export interface ChannelOptions {
@@ -45,28 +47,6 @@ export interface SendOptions {
 export interface RecvOptions extends SendOptions {
   /** Return the message as a string in this encoding instead of a Buffer. */
   encoding?: BufferEncoding;
-}
-
-/** Counters read from a channel's header, for monitoring. */
-export interface ChannelStats {
-  /** Kind, such as `"Buffered.Fixed"`. */
-  kind: string;
-  /** Number of slots. */
-  depth: number;
-  /** Fixed: bytes per message; Variable: capacity; Empty: 0. */
-  width: number;
-  /** Positions claimed by senders so far (messages sent, plus positions given up), modulo depth × 256 × ⌊2^22 / depth⌋ (at most 2^30). */
-  sent: number;
-  /** Positions passed by receivers so far, modulo the same. */
-  received: number;
-  /** Messages in the channel now (being written, ready, or being read). */
-  queued: number;
-  /** `true` once closed. */
-  closed: boolean;
-  /** Processes sleeping in a send / a receive. */
-  waiting: { senders: number; receivers: number };
-  /** Slots a process is writing or reading right now, with its pid. */
-  busy: { slot: number; phase: 'writing' | 'reading'; pid: number }[];
 }
 
 const SEND_KEYS = ['timeout', 'signal'] as const;
@@ -229,32 +209,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
 
   /** Counters for monitoring; see {@link ChannelStats}. */
   stats(): ChannelStats {
-    const w = this.#words();
-    const p = this.protocol;
-    const head = Atomics.load(w, W.HEAD);
-    const tailWord = Atomics.load(w, W.TAIL);
-    const tail = tailWord & POS_MASK;
-    const busy: ChannelStats['busy'] = [];
-    let reading = 0;
-    for (let i = 0; i < p.depth; i++) {
-      const state = Atomics.load(w, p.slotWord(i));
-      const phase = state >>> 30;
-      if (phase === WRITING || phase === READING) busy.push({ slot: i, phase: phase === WRITING ? 'writing' : 'reading', pid: state & PID_MASK });
-      if (phase === READING) reading++;
-    }
-    return {
-      kind: this.kind,
-      depth: p.depth,
-      width: this.info.width,
-      sent: tail,
-      received: head,
-      // head runs ahead of tail only over positions given up twice (a party killed while
-      // giving one up): nothing is queued there.
-      queued: Math.min(p.depth, (p.dist(tail, head) > p.cycle / 2 ? 0 : p.dist(tail, head)) + reading),
-      closed: tailWord < 0,
-      waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS) },
-      busy,
-    };
+    return statsOf(this.#words(), this.protocol, this.kind, this.info.width);
   }
 
   // ---- sending -------------------------------------------------------------------
