@@ -86,11 +86,10 @@ function gateAt(shm) {
   return gate;
 }
 
-// KNOWN DEFECT, skipped until fixed: an Unbuffered chunked send resolves as taken when a
-// receiver gave up half-way and the next one only dropped the rest. Telling the sender
-// needs a "dropped serial" word in the channel's control area (a layout change); the
-// limit is documented in docs/api/channel.md ("Messages larger than a slot").
-test.skip('Unbuffered: a receive that times out half-way (its live sender paused) loses the message; the sender must not then be told it was taken when the next receiver only drops its rest', () => within(20_000, (async () => {
+// A receiver that gives a message up half-way leaves its serial in the channel's
+// `droppedSerial` word (version 5), and the Unbuffered sender, whose last chunk is then
+// "taken" by the next receiver dropping the rest, fails instead of resolving.
+test('Unbuffered: a receive that times out half-way (its live sender paused) loses the message; the sender must not then be told it was taken when the next receiver only drops its rest', () => within(20_000, (async () => {
   const shm = h.object(CHANNEL_AT + 4096);
   const ch = h.keep(new Channel.Unbuffered.Variable(shm, { capacity: 64, maxMessage: 4096, offset: CHANNEL_AT }));
   const gate = gateAt(shm);
@@ -105,6 +104,8 @@ test.skip('Unbuffered: a receive that times out half-way (its live sender paused
   const sent = JSON.parse(s.stdout.trim());
   assert.instance(got.error, TimeoutError, 'nothing of A is received');
   assert.is(sent.ok, false, `the Unbuffered send resolved as taken by a receiver, but no receiver got message A (${s.stdout.trim()})`);
+  assert.is(sent.error.name, 'TimeoutError');
+  assert.match(sent.error.message, /gave up half-way .*nobody received it/);
 })(), 'the Unbuffered hand-over'));
 
 // ---- a recvInto target whose buffer changes between two chunks --------------------

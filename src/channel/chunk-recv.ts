@@ -196,6 +196,9 @@ export class ChunkReceiver {
     const total = r.total;
     r.out = null;
     step('channel.chunk.recv.abandoned');
+    // A live sender gave up on: tell it (an Unbuffered one would otherwise take the next
+    // receiver's dropping of the rest for a hand-over).
+    if (r.why !== 'abandoned') Atomics.store(this.#c.w, W.DROPPED_SERIAL, r.serial);
     const why = `half-way through a message of ${total} bytes whose sender stalled (no chunk for ${STALL_MS} ms); what had arrived of it is dropped, and so will be its rest`;
     if (r.why === 'stalled') throw new TimeoutError(`receive on ${this.#c.where()} timed out ${why}`);
     if (r.why === 'aborted') throw new AbortError(`receive on ${this.#c.where()} aborted ${why}`);

@@ -4,7 +4,7 @@
  * up half-way bumps the serial so that receivers drop what they hold of it.
  * @internal
  */
-import { ClosedWriteError, DeadlockError, InvalidArgumentError } from '../errors.js';
+import { ClosedWriteError, DeadlockError, InvalidArgumentError, TimeoutError } from '../errors.js';
 import { futexWake } from '../sync/futex.js';
 import { TIMED_OUT } from '../sync/robust-lock.js';
 import { bytesOf, chunksOf, hold, heldByThisThread, step, type ChunkContext } from './chunk-context.js';
@@ -42,7 +42,10 @@ export class ChunkSender {
         pos = this.#c.waits.acquireSync(true, deadline);
         out = this.#put(pos, src, total, out, serial);
       } while (out < total);
-      if (this.#c.rendezvous) this.#c.waits.awaitTakenSync(pos, deadline);
+      if (this.#c.rendezvous) {
+        this.#c.waits.awaitTakenSync(pos, deadline);
+        this.#delivered(serial, total);
+      }
       step('channel.chunk.send.last');
     } catch (err) {
       if (pos >= 0) this.#giveUp(pos, total, out < total);
@@ -69,7 +72,10 @@ export class ChunkSender {
           return at;
         });
       } while (out < total);
-      if (this.#c.rendezvous) await this.#c.waits.awaitTakenAsync(pos, deadline, signal);
+      if (this.#c.rendezvous) {
+        await this.#c.waits.awaitTakenAsync(pos, deadline, signal);
+        this.#delivered(serial, total);
+      }
       step('channel.chunk.send.last');
     } catch (err) {
       if (pos >= 0) this.#giveUp(pos, total, out < total);
@@ -168,6 +174,17 @@ export class ChunkSender {
       Atomics.add(w, W.NOT_EMPTY_SEQ, 1);
       futexWake(this.#c.p.base + W.NOT_EMPTY_SEQ * 4);
     }
+  }
+
+  /**
+   * Unbuffered, after the last chunk was taken: a receiver that gave this message up
+   * half-way (this sender stalled past its deadline) left its serial in `droppedSerial`,
+   * and the chunk "taken" was the next receiver dropping the rest. The send fails: nobody
+   * received the message.
+   */
+  #delivered(serial: number, total: number): void {
+    if (total <= this.#c.width || Atomics.load(this.#c.w, W.DROPPED_SERIAL) !== serial) return;
+    throw new TimeoutError(`send on ${this.#c.where()}: the receive taking this message of ${total} bytes gave up half-way (this sender stalled past its deadline); nobody received it`);
   }
 
   /** With the send lock held: the `n` slots from `tail` on are free now. */

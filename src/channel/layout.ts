@@ -56,6 +56,7 @@
  * | 228    | recvLock      | receivers (CAS)                  | robust lock: 0 free, else the lock word of the receiver taking (reassembling) a message |
  * | 232    | recvWaiters   | receivers sleeping on `recvLock` | count, as sendWaiters |
  * | 236    | recvDeaths    | a receiver taking over           | receivers that died holding `recvLock` |
+ * | 240    | droppedSerial | a live receiver giving a message up half-way | the `sendSerial` of the last message a receiver dropped half-way (its sender stalled past the receive's deadline); an Unbuffered sender whose last chunk was taken checks it: its message was not delivered |
  *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field    | meaning |
@@ -192,6 +193,7 @@ export const W = {
   RECV_LOCK: 228 / 4,
   RECV_LOCK_WAITERS: 232 / 4,
   RECV_DEATHS: 236 / 4,
+  DROPPED_SERIAL: 240 / 4,
 } as const;
 
 /** Version 5: bits of a slot's length word. */
