@@ -116,8 +116,11 @@ for (const kind of KINDS) {
   }
 }
 
-test('every step of a send and of a receive is covered above', () => {
-  for (const s of [...SEND_STEPS, ...RECV_STEPS]) assert.ok(CHANNEL_STEPS.includes(s));
+// The other steps are covered by channel-steps-special.test.js (retraction, repair, the
+// sleep): a step added to the protocol fails this until a test covers it.
+const SPECIAL = ['channel.retract.begin', 'channel.retract.cas', 'channel.retract.tail', 'channel.repair.cas', 'channel.wait.sleep'];
+test('every step of the protocol is covered: a send and a receive here, the rest in channel-steps-special', () => {
+  assert.equal([...CHANNEL_STEPS].sort(), [...SEND_STEPS, ...RECV_STEPS, ...SPECIAL].sort());
   assert.is(SEND_STEPS.length, 4);
   assert.is(RECV_STEPS.length, 4);
 });

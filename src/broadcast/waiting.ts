@@ -138,7 +138,7 @@ export class RingWaits {
           continue;
         }
       }
-      if (now < pollUntil && !policy.contended(now)) {
+      if (now < pollUntil) {
         await nextTurn();
       } else {
         this.#counts.raise(side);

@@ -242,15 +242,6 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
     const deadline = deadlineOf(opts.timeout);
     if (this.#chunks !== undefined) return this.#chunks.send(data, deadline, opts.signal);
-    if (!this.#rendezvous && opts.signal?.aborted !== true) {
-      // Room now: sent in this tick, without the promise of a wait.
-      const at = this.protocol.claimSend();
-      if (at >= 0) {
-        this.#fill(at, data, length);
-        this.protocol.publish(at);
-        return;
-      }
-    }
     const pos = await this.#waits.acquireAsync(true, deadline, opts.signal, (at) => {
       this.#fill(at, data, length);
       this.protocol.publish(at);

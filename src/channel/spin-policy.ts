@@ -22,6 +22,11 @@
  *   oversubscribed, spins that keep failing get shorter ({@link FAILS_TO_STOP}: 20 µs)
  *   and then stop ({@link FAILS_TO_SLEEP}), until one spin pays again.
  *
+ * Async waits spin at most 50 µs (they hold the event loop), too short to reach the first
+ * look, and then poll event-loop turns whatever the load (waiting.ts): with two busy loops
+ * per CPU, polling kept async round trips at 6–8 µs where sleeping through the waiter
+ * thread took 65–330 µs.
+ *
  * The spinner does not call `sched_yield`: under the kernel's EEVDF scheduler a yield
  * hands the rest of the time slice to any other task, which stalls a running pair for
  * milliseconds; sleeping is the way to give the CPU to the peer.
@@ -35,7 +40,7 @@ export const LOOK_AFTER_MS = 0.05;
 export const LOOK_EVERY_MS = 0.25;
 /** How long "the CPUs are oversubscribed" holds after a look said so (ms). */
 export const CONTENDED_MS = 20;
-/** Spins in a row that failed while the CPUs were oversubscribed, after which waits sleep at once. */
+/** Failed spins in a row, on oversubscribed CPUs, after which waits spin only {@link SHORT_SPIN_MS}. */
 export const FAILS_TO_STOP = 3;
 /** Failed spins in a row, on oversubscribed CPUs, after which waits do not spin at all. */
 export const FAILS_TO_SLEEP = 8;

@@ -47,8 +47,7 @@ export function statsOf(w: Int32Array, p: SlotProtocol, kind: string, width: num
     width,
     sent: tail,
     received: head,
-    // head runs ahead of tail only over positions given up twice (a party killed while
-    // giving one up): nothing is queued there.
+    // head never passes tail; if the words say so (memory overwritten), nothing is queued.
     queued: Math.min(p.depth, (p.dist(tail, head) > p.cycle / 2 ? 0 : p.dist(tail, head)) + reading),
     closed: tailWord < 0,
     waiting: { senders: Atomics.load(w, W.SEND_WAITERS), receivers: Atomics.load(w, W.RECV_WAITERS) },

@@ -45,7 +45,7 @@ const BLOCKED_SLEEP_MS = 1;
 const SYNC_SPIN_MAX = 2;
 /** Async calls hold the event loop at most this long (ms) spinning. */
 const ASYNC_SPIN_MAX = 0.05;
-/** Spin while the cores are busy (ms): only a peer running right now is caught. */
+/** The shortest spin that long sleeps halve the limit down to (ms). */
 const SPIN_MIN = 0.002;
 /** How long (ms) async calls look again on each event-loop turn before sleeping: it adapts between these. */
 const ASYNC_POLL_MIN = 0.05;
@@ -196,7 +196,7 @@ export class Waits {
           continue;
         }
       }
-      if (w.sleptAt === 0 && now < pollUntil && !policy.contended(now)) {
+      if (w.sleptAt === 0 && now < pollUntil) {
         await nextTurn();
       } else {
         try {
@@ -321,10 +321,11 @@ export class Waits {
       const now = performance.now();
       if (this.#handOver(pos, deadline, now, undefined) === 'done') return;
       blockedSince = blockedSinceAfter(p, p.held(pos) ? CLAIM_BLOCKED : CLAIM_FULL, blockedSince, now);
-      const seq = Atomics.load(p.w, sw);
+      const state = Atomics.load(p.w, sw);
       if (!spun) {
         spun = true;
-        if (spinUntilChange(p.w, sw, seq, BUSY, sw, seq, W.CLOSED, true, now, this.#sendSpin.budget(now, deadline - now), this.#sendSpin)) continue;
+        // Through a receiver's READING (busy) to the slot freed; tail moves only after that.
+        if (spinUntilChange(p.w, sw, state, BUSY, W.TAIL, Atomics.load(p.w, W.TAIL), W.CLOSED, true, now, this.#sendSpin.budget(now, deadline - now), this.#sendSpin)) continue;
       }
       this.#counts.raise(SEND_WAITERS);
       try {

@@ -172,7 +172,7 @@ export function probe(src: ByteSource, size: number, offset: number): Probe {
   const cycle = cycleOf(info.depth);
   s.sent = tail;
   s.received = head_;
-  // head runs ahead of tail only over positions given up twice: nothing is queued there.
+  // head never passes tail; if the words say so (memory overwritten), nothing is queued.
   const ahead = (tail - head_ + cycle) % cycle;
   s.queued = Math.min(info.depth, (ahead > cycle / 2 ? 0 : ahead) + reading);
   s.waiting = { senders: word(W.SEND_WAITERS), receivers: word(W.RECV_WAITERS) };

@@ -6,7 +6,8 @@
  * Linux: the fourth field of /proc/loadavg, "runnable/total" (runnable counts the threads
  * running and those queued for a CPU, the asker included), against the CPUs this process
  * may run on (`os.availableParallelism()`, which follows its affinity: a process pinned
- * to one CPU sees any second runnable thread as oversubscription).
+ * to one CPU sees any second runnable thread as oversubscription, even one running on
+ * another CPU: pinned processes, as in `bench --pin split`, sleep sooner than they need).
  * Reading it costs about a microsecond. Elsewhere (macOS) it answers `false`: waits are
  * bounded in time only.
  * @internal
