@@ -236,18 +236,33 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    * (Unbuffered: once a receiver has taken it).
    * Rejects with {@link ClosedWriteError}, {@link PayloadTooLargeError}, {@link TimeoutError} or {@link AbortError}; in the last three cases nothing was sent.
    */
-  async send(data?: Message, options?: SendOptions): Promise<void> {
-    this.#words();
-    const length = this.#payloads.check(data);
-    const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
-    const deadline = deadlineOf(opts.timeout);
-    if (this.#chunks !== undefined) return this.#chunks.send(data, deadline, opts.signal);
-    const pos = await this.#waits.acquireAsync(true, deadline, opts.signal, (at) => {
+  send(data?: Message, options?: SendOptions): Promise<void> {
+    // Not an async function: the wait's own promise is returned as it is, without a
+    // wrapper resolved a few event-loop ticks later (bad input still rejects, as below).
+    try {
+      this.#words();
+      const length = this.#payloads.check(data);
+      const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
+      const deadline = deadlineOf(opts.timeout);
+      if (this.#chunks !== undefined) return this.#chunks.send(data, deadline, opts.signal);
+      if (this.#rendezvous) return this.#handOver(data, length, deadline, opts.signal);
+      return this.#waits.acquireAsync(true, deadline, opts.signal, (at) => {
+        this.#fill(at, data, length);
+        this.protocol.publish(at);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Unbuffered `send`: published, then taken by a receiver. */
+  async #handOver(data: Message | undefined, length: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const pos = await this.#waits.acquireAsync(true, deadline, signal, (at) => {
       this.#fill(at, data, length);
       this.protocol.publish(at);
       return at;
     });
-    if (this.#rendezvous) await this.#waits.awaitTakenAsync(pos, deadline, opts.signal);
+    await this.#waits.awaitTakenAsync(pos, deadline, signal);
   }
 
   /**
@@ -326,21 +341,29 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   recv(options?: RecvOptions & { encoding?: undefined }): Promise<Buffer>;
   recv(options: RecvOptions & { encoding: BufferEncoding }): Promise<string>;
-  async recv(options?: RecvOptions): Promise<Buffer | string> {
-    this.#words();
-    const opts = options === undefined ? NO_OPTIONS : checkOptions<RecvOptions>('options', options, RECV_KEYS);
-    const encoding = checkEncoding(opts.encoding);
-    if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, encoding, null) as Promise<Buffer | string>;
-    return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, encoding, null) as Buffer | string);
+  recv(options?: RecvOptions): Promise<Buffer | string> {
+    try {
+      this.#words();
+      const opts = options === undefined ? NO_OPTIONS : checkOptions<RecvOptions>('options', options, RECV_KEYS);
+      const encoding = checkEncoding(opts.encoding);
+      if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, encoding, null) as Promise<Buffer | string>;
+      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, encoding, null) as Buffer | string);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /** Async version of {@link Channel.recvIntoSync}. */
-  async recvInto(target: Uint8Array, options?: SendOptions): Promise<number> {
-    this.#words();
-    this.#payloads.checkTarget(target);
-    const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
-    if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, undefined, target) as Promise<number>;
-    return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target) as number);
+  recvInto(target: Uint8Array, options?: SendOptions): Promise<number> {
+    try {
+      this.#words();
+      this.#payloads.checkTarget(target);
+      const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
+      if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, undefined, target) as Promise<number>;
+      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target) as number);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
