@@ -19,10 +19,10 @@
  * does a receive.
  *
  * The invariant that makes a dead party repairable: `head` and `tail` only move forward
- * (except a retraction, below), and only while the slot of the position they leave is held
- * by the party moving them. So a party killed at any step leaves its pid in the state
- * word, and {@link SlotProtocol.repair} decides from (phase, tag, `head` or `tail`) alone
- * what it left behind.
+ * (except a retraction, below), and only by the party holding the slot of the position
+ * they leave, or (`head`) past a position whose slot shows it was given up. So a party
+ * killed at any step leaves its pid in the state word, and {@link SlotProtocol.repair}
+ * decides from (phase, tag, `head` or `tail`) alone what it left behind.
  *
  * Step names (see {@link CHANNEL_STEPS}) mark the gaps between two shared-memory
  * operations where a party can be stopped by the step harness (sync/steps.ts).
