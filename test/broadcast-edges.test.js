@@ -5,7 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Broadcast, LaggedError, Region } from '../dist/index.js';
-import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { GATE_BYTES, mapGates } from './fixtures/step-gate.js';
 import { harness, settle, until } from './fixtures/channel-harness.js';
 import { checkValue, valueOf } from './fixtures/watch-values.js';
 
@@ -24,13 +24,7 @@ const idOf = (n) => n >>> 20;
 function setup(options = {}, gates = 1) {
   const shm = h.object(AT);
   const bc = h.keep(new Broadcast(shm, { depth: DEPTH, capacity: CAPACITY, offset: AT, ...options }));
-  const list = [];
-  for (let i = 0; i < gates; i++) {
-    const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
-    h.defer(() => gate.region.unmap());
-    list.push(gate);
-  }
-  return { shm, bc, gates: list };
+  return { shm, bc, gates: mapGates(h, shm, gates) };
 }
 
 function party(shm, role, arg, gateIndex = 0) {

@@ -13,8 +13,8 @@
 // A seeded random explorer then runs random schedules of all of them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Broadcast, BROADCAST_STEPS, LaggedError, Region } from '../dist/index.js';
-import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { Broadcast, BROADCAST_STEPS, LaggedError } from '../dist/index.js';
+import { GATE_BYTES, mapGates } from './fixtures/step-gate.js';
 import { harness, until, within } from './fixtures/channel-harness.js';
 import { checkValue, valueOf } from './fixtures/watch-values.js';
 import { prng } from './fixtures/prng.js';
@@ -34,13 +34,7 @@ const idOf = (n) => n >>> 20;
 function setup(options = {}, gates = 1) {
   const shm = h.object(AT);
   const bc = h.keep(new Broadcast(shm, { depth: 4, capacity: 64, offset: AT, ...options }));
-  const list = [];
-  for (let i = 0; i < gates; i++) {
-    const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
-    h.defer(() => gate.region.unmap());
-    list.push(gate);
-  }
-  return { shm, bc, gates: list };
+  return { shm, bc, gates: mapGates(h, shm, gates) };
 }
 
 function party(shm, role, arg, gateIndex = 0) {

@@ -10,8 +10,8 @@
 // seeded explorer then runs random schedules of writers stopped, let go and killed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Region, Watch, WATCH_STEPS } from '../dist/index.js';
-import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { Watch, WATCH_STEPS } from '../dist/index.js';
+import { GATE_BYTES, mapGates } from './fixtures/step-gate.js';
 import { harness, until } from './fixtures/channel-harness.js';
 import { checkValue, valueOf } from './fixtures/watch-values.js';
 import { prng } from './fixtures/prng.js';
@@ -28,13 +28,7 @@ const HOLDS_LOCK = new Set(['watch.write.lock', 'watch.write.length', 'watch.wri
 function setup(gates = 1, big = false) {
   const shm = h.object(WATCH_AT);
   const w = h.keep(new Watch(shm, { capacity: big ? 4096 : 64, offset: WATCH_AT }));
-  const list = [];
-  for (let i = 0; i < gates; i++) {
-    const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
-    h.defer(() => gate.region.unmap());
-    list.push(gate);
-  }
-  return { shm, w, gates: list };
+  return { shm, w, gates: mapGates(h, shm, gates) };
 }
 
 function party(shm, role, arg, gateIndex = 0) {
