@@ -46,7 +46,10 @@ async function schedule(seed) {
     const gate = new Gate(Region.map(shm, i * GATE_BYTES, GATE_BYTES));
     h.defer(() => gate.region.unmap());
     const op = `${p.role}${p.async ? '-async' : ''}`;
-    const child = h.start('step-party', op, { offset: CHANNEL_AT, gateOffset: i * GATE_BYTES, step: p.step, timeout: 2500, msg: msg(p.tag) }, { shm, timeoutMs: 20_000 });
+    // A send's timeout counts from its start, through its pause at the gate (up to
+    // 2 × (300 + 1500) ms of waits below): the invariants expect it to succeed once let go.
+    const timeout = p.role === 'send' ? 8000 : 2500;
+    const child = h.start('step-party', op, { offset: CHANNEL_AT, gateOffset: i * GATE_BYTES, step: p.step, timeout, msg: msg(p.tag) }, { shm, timeoutMs: 20_000 });
     children.push({ p, gate, child });
     await settle(gate.reached({ peer: child, timeoutMs: 300 })); // may be blocked behind another party
     if (rnd() < 0.5) sends.push({ tag: `B${i}`, result: settle(ch.send(msg(`B${i}`), { timeout: 6000 })) });
