@@ -32,7 +32,8 @@ import { checkChoice, checkIndex, checkOptions, deadlineOf, describe } from '../
 import { ABANDONED_LENGTH, broadcastSize, BW, ENTRY_CURSOR, ENTRY_PID, FLAG_BACKPRESSURE, MAX_DEPTH, MAX_SUBSCRIBERS, publishedSeq, SLOT_LENGTH, SLOT_SEQ, slotStrideOf } from './layout.js';
 import { BLOCKED, CLOSED, EMPTY, OK, RingProtocol } from './protocol.js';
 import { Subscriber, SUBSCRIBER_INTERNAL, type RingContext } from './subscriber.js';
-import { BROADCAST_COUNTS, RingWaits, SEND_SIDE, TryClock } from './waiting.js';
+import { TryClock } from '../sync/try-clock.js';
+import { BROADCAST_COUNTS, RingWaits, SEND_SIDE } from './waiting.js';
 
 export { BROADCAST_STEPS, type BroadcastStep } from './protocol.js';
 export { Subscriber, type BroadcastRecvOptions } from './subscriber.js';

@@ -236,7 +236,7 @@ export class RingProtocol {
         if (d > behind) behind = d;
         continue;
       }
-      if (this.suspect && pid !== PID && !processAlive(pid)) {
+      if (this.#dead(pid)) {
         // A dead subscriber never holds publishers up: its entry is freed.
         if (Atomics.compareExchange(w, e + ENTRY_PID, pid, 0) === pid) this.signal(BW.PROGRESS, BW.SEND_WAITERS);
         continue;
@@ -320,11 +320,19 @@ export class RingProtocol {
 
   // ---- dead parties -------------------------------------------------------------
 
-  /** `true` when the publisher named in an owner word is provably gone (looked at only once a wait lasted the liveness bound). */
+  /**
+   * `true` when the party named in an owner word (or a subscriber's pid) is provably gone
+   * (looked at only once a wait lasted the liveness bound). A party found alive is not
+   * looked at again in the same round: each look reads /proc.
+   */
   #dead(owner: number): boolean {
     if (!this.suspect) return false;
     const pid = owner & PID_MASK;
-    return pid !== (PID & PID_MASK) && !processAlive(pid);
+    if (pid === (PID & PID_MASK) || processAlive(pid)) {
+      this.suspect = false;
+      return false;
+    }
+    return true;
   }
 
   /**

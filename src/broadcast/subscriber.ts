@@ -12,7 +12,8 @@ import { PID, processAlive } from '../sync/liveness.js';
 import { checkEncoding, checkOptions, deadlineOf } from '../validate.js';
 import { ABANDONED_LENGTH, BW, ENTRY_CURSOR, ENTRY_PID, publishedSeq, SLOT_DATA } from './layout.js';
 import { BLOCKED, LAGGED, OK, RingProtocol, step } from './protocol.js';
-import { BROADCAST_COUNTS, RECV_SIDE, RingWaits, TryClock } from './waiting.js';
+import { TryClock } from '../sync/try-clock.js';
+import { BROADCAST_COUNTS, RECV_SIDE, RingWaits } from './waiting.js';
 
 /** Options of a receive. */
 export interface BroadcastRecvOptions {

@@ -22,6 +22,7 @@ import { AbortError, TimeoutError } from '../errors.js';
 import type { SharedCounts } from '../channel/counts.js';
 import { SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
+import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
 import { BW } from './layout.js';
@@ -29,13 +30,16 @@ import { BLOCKED, CLOSED, EMPTY, step, type RingProtocol } from './protocol.js';
 
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
 export const SLEEP_MS = 50;
-/** Longest sleep behind another party's claim in progress (nobody wakes for those). */
-const BLOCKED_SLEEP_MS = 1;
 const SYNC_SPIN_MAX = 2;
 const ASYNC_SPIN_MAX = 0.05;
 const SPIN_MIN = 0.002;
 /** How long (ms) async calls poll on event-loop turns before sleeping. */
 const ASYNC_POLL_MS = 1;
+
+/** How long one sleep may last: behind a claim in progress (nobody wakes for those) it grows with the block, see blocked-sleep.ts. */
+function sleepMs(r: number, left: number, now: number, blockedSince: number): number {
+  return Math.min(left, r === BLOCKED ? blockedSleepMs(now - blockedSince) : SLEEP_MS);
+}
 
 /** Index in the SharedCounts of each side's waiter count. */
 export const SEND_SIDE = 0;
@@ -82,6 +86,7 @@ export class RingWaits {
     const policy = this.#spin[side]!;
     let heldSince = performance.now();
     let sleptAt = 0;
+    let blockedSince = 0;
     for (;;) {
       const now = performance.now();
       heldSince = this.#liveness(heldSince, now);
@@ -97,7 +102,8 @@ export class RingWaits {
           r = attempt();
           if (r === EMPTY || r === BLOCKED) {
             step('broadcast.wait.sleep');
-            futexWait(p.base + this.#word(side) * 4, seen, Math.min(left, r === BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS));
+            blockedSince = r === BLOCKED ? blockedSince || now : 0;
+            futexWait(p.base + this.#word(side) * 4, seen, sleepMs(r, left, now, blockedSince));
             r = attempt();
           }
         } finally {
@@ -125,6 +131,7 @@ export class RingWaits {
     let heldSince = performance.now();
     const pollUntil = heldSince + ASYNC_POLL_MS;
     let spun = false;
+    let blockedSince = 0;
     for (;;) {
       const now = performance.now();
       heldSince = this.#liveness(heldSince, now);
@@ -147,7 +154,8 @@ export class RingWaits {
           r = attempt();
           if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
           step('broadcast.wait.sleep');
-          await asyncWaiter.wait(p.base + this.#word(side) * 4, seen, Math.min(left, r === BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS), [signal, this.#released]);
+          blockedSince = r === BLOCKED ? blockedSince || now : 0;
+          await asyncWaiter.wait(p.base + this.#word(side) * 4, seen, sleepMs(r, left, now, blockedSince), [signal, this.#released]);
         } finally {
           this.#counts.lower(side);
         }
@@ -170,34 +178,6 @@ export class RingWaits {
   #settle(r: number, closed: () => Error): number {
     this.#p.suspect = false;
     if (r === CLOSED) throw closed();
-    return r;
-  }
-}
-
-/**
- * The liveness clock of try-calls (`tryPublish`, `tryRecv`), which never wait: once the
- * calls of a handle have met a claim held up by another party (a publisher mid-copy, or
- * with back-pressure a subscriber a ring behind) for {@link LIVENESS_MS}, the next try
- * checks that party's liveness, so a program that only polls is not wedged by a dead one.
- */
-export class TryClock {
-  #since = 0;
-
-  /** Runs one try of `attempt`; `held` says which outcomes mean "held up by another party". */
-  run(p: RingProtocol, attempt: () => number, held: (r: number) => boolean): number {
-    const now = performance.now();
-    if (this.#since !== 0 && now - this.#since >= LIVENESS_MS) {
-      p.suspect = true;
-      this.#since = now;
-    }
-    let r: number;
-    try {
-      r = attempt();
-    } finally {
-      p.suspect = false;
-    }
-    if (!held(r)) this.#since = 0;
-    else if (this.#since === 0) this.#since = now;
     return r;
   }
 }

@@ -283,7 +283,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       if (this.protocol.isClosed()) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
       return false;
     }
-    const pos = this.protocol.claimSend();
+    const pos = this.#waits.tryClaim(true);
     if (pos === CLAIM_CLOSED) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
     if (pos < 0) return false;
     this.#fill(pos, data, length);
@@ -376,7 +376,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     this.#words();
     const encoding = checkEncoding(options === undefined ? undefined : checkOptions<RecvOptions>('options', options, ['encoding']).encoding);
     if (this.#chunks !== undefined) return this.#chunks.tryRecv(encoding);
-    const pos = this.protocol.claimRecv();
+    const pos = this.#waits.tryClaim(false);
     return pos >= 0 ? (this.#take(pos, encoding, null) as Buffer | string) : undefined;
   }
 

@@ -82,7 +82,7 @@ export class SlotProtocol {
   readonly cycle: number;
   /** This party's pid, as written in the state words it holds. */
   readonly me: number;
-  /** Set by a driver once a blocked wait has lasted the liveness bound: the next claim checks holders' liveness. */
+  /** Set by a driver around one claim (or `taken`) once a blocked wait has lasted the liveness bound: that call checks holders' liveness. */
   suspect = false;
   /** Set by a driver once a full-length sleep on an empty channel ran out: the next receive claim reads tail's closed bit. */
   lookClosed = false;
@@ -167,7 +167,6 @@ export class SlotProtocol {
         step('channel.send.cas');
         if (Atomics.compareExchange(w, W.TAIL, t, this.next(t)) === t) {
           step('channel.send.tail');
-          this.suspect = false;
           return t;
         }
         // tail moved meanwhile: closed, or this is a later lap's slot. Put it back.
@@ -221,7 +220,6 @@ export class SlotProtocol {
         step('channel.recv.cas');
         if (Atomics.compareExchange(w, W.HEAD, h, this.next(h)) === h) {
           step('channel.recv.head');
-          this.suspect = false;
           return h;
         }
         Atomics.store(w, sw, full); // head moved meanwhile: a later lap's message. Put it back.
@@ -360,11 +358,20 @@ export class SlotProtocol {
 
   // ---- dead parties -------------------------------------------------------------
 
-  /** `true` when the party named in a state word is provably gone (checked only once a wait on it lasted the liveness bound). */
+  /**
+   * `true` when the party named in a state word is provably gone (looked at only once a
+   * wait on it lasted the liveness bound). A party found alive is not looked at again in
+   * the same call: a claim retries a few dozen times behind a claim in progress, and
+   * each look reads /proc.
+   */
   #dead(state: number): boolean {
     if (!this.suspect) return false;
     const pid = state & PID_MASK;
-    return pid !== this.me && !processAlive(pid);
+    if (pid === this.me || processAlive(pid)) {
+      this.suspect = false;
+      return false;
+    }
+    return true;
   }
 
   /**

@@ -4,13 +4,15 @@
  *
  * 1. **claim** (slot-protocol.ts); claimed or closed: done.
  * 2. **liveness**: a claim blocked by another party for {@link LIVENESS_MS} makes the
- *    next claim check that party's liveness (and repair its slot if it is gone).
+ *    next claim check that party's liveness (and repair its slot if it is gone); a
+ *    live one is looked at again after another bound, never on every claim.
  * 3. **deadline**: past it, fail (`timeout: 0` is a single try).
  * 4. **spin** (before the first sleep only) on the word the claim said would change,
  *    for the time {@link SpinPolicy} allows; async calls then poll a few event-loop turns.
  * 5. **sleep**: count this waiter, read the sequence word, claim once more, then sleep
  *    on the sequence word for at most {@link SLEEP_MS} (so a party that dies while
- *    everyone sleeps is noticed), and uncount. Go to 1.
+ *    everyone sleeps is noticed; behind a claim in progress, which nobody signals, see
+ *    blocked-sleep.ts), and uncount. Go to 1.
  *
  * A waker changes the slot before it reads the count; a waiter counts itself before it
  * reads the sequence word and claims again: either the waker sees the count (and bumps
@@ -19,8 +21,10 @@
  */
 import { AbortError, ChannelClosedError, ClosedWriteError, RegionUnmappedError, TimeoutError } from '../errors.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
+import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
+import { TryClock } from '../sync/try-clock.js';
 import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
 import { BUSY_PHASE_BIT as BUSY, W } from './layout.js';
@@ -35,12 +39,6 @@ import { SpinPolicy, spinUntilChange } from './spin-policy.js';
 
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
 export const SLEEP_MS = 50;
-/**
- * Longest sleep behind another party's claim in progress (ms). Such a claim lasts a few
- * stores unless its party lost its CPU; nobody wakes its waiters when it moves head or
- * tail (that would cost every send a load), so they look again this often.
- */
-const BLOCKED_SLEEP_MS = 1;
 /** Sync calls spin at most this long (ms) before sleeping. */
 const SYNC_SPIN_MAX = 2;
 /** Async calls hold the event loop at most this long (ms) spinning. */
@@ -51,14 +49,6 @@ const SPIN_MIN = 0.002;
 const ASYNC_POLL_MIN = 0.05;
 const ASYNC_POLL_MAX = 2;
 
-/** Where a call is in its liveness bookkeeping: when it was first seen blocked (0: not blocked). */
-function blockedSinceAfter(p: SlotProtocol, result: number, since: number, now: number): number {
-  if (result !== CLAIM_BLOCKED) return 0;
-  if (since === 0) return now;
-  if (now - since >= LIVENESS_MS) p.suspect = true;
-  return since;
-}
-
 function checkAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
 }
@@ -68,15 +58,16 @@ function seqWordOf(send: boolean): number {
   return send ? W.NOT_FULL_SEQ : W.NOT_EMPTY_SEQ;
 }
 
-/** How long one sleep may last: short behind a claim in progress, bounded always. */
-function sleepMs(pos: number, left: number): number {
-  return Math.min(left, pos === CLAIM_BLOCKED ? BLOCKED_SLEEP_MS : SLEEP_MS);
-}
+const isBlocked = (r: number): boolean => r === CLAIM_BLOCKED;
 
 /** One wait's bookkeeping. */
 class WaitState {
   /** When the claim was first seen blocked by another party (0: not blocked). */
   blockedSince = 0;
+  /** When the blocking party's liveness was last looked at (or the block began). */
+  lookedAt = 0;
+  /** The next claim looks at the liveness of whoever blocks it. */
+  look = false;
   /** When the wait first slept (0: not yet). */
   sleptAt = 0;
   /** The sequence word as read before the last claim. */
@@ -86,9 +77,32 @@ class WaitState {
 
   reset(): this {
     this.blockedSince = 0;
+    this.lookedAt = 0;
+    this.look = false;
     this.sleptAt = 0;
     this.longSleepAt = 0;
     return this;
+  }
+
+  /**
+   * The liveness clock, after an attempt that found `result` at `now`: blocked by
+   * another party for {@link LIVENESS_MS} since the block began or since the last look,
+   * the next claim looks at that party.
+   */
+  clock(result: number, now: number): void {
+    if (result !== CLAIM_BLOCKED) {
+      this.blockedSince = 0;
+    } else if (this.blockedSince === 0) {
+      this.blockedSince = this.lookedAt = now;
+    } else if (now - this.lookedAt >= LIVENESS_MS) {
+      this.lookedAt = now;
+      this.look = true;
+    }
+  }
+
+  /** How long the next sleep may last: behind a claim in progress it grows with the block (blocked-sleep.ts); otherwise {@link SLEEP_MS}. */
+  sleepMs(result: number, left: number, now: number): number {
+    return Math.min(left, result === CLAIM_BLOCKED && this.blockedSince !== 0 ? blockedSleepMs(now - this.blockedSince) : SLEEP_MS);
   }
 }
 
@@ -106,6 +120,10 @@ export class Waits {
   #asyncPollMs = ASYNC_POLL_MAX;
   readonly #syncSend = new WaitState();
   readonly #syncRecv = new WaitState();
+  readonly #trySends = new TryClock();
+  readonly #tryRecvs = new TryClock();
+  readonly #claimSend = (): number => this.#p.claimSend();
+  readonly #claimRecv = (): number => this.#p.claimRecv();
 
   constructor(p: SlotProtocol, counts: SharedCounts, where: () => string, mapped: () => boolean, released: AbortSignal) {
     this.#p = p;
@@ -115,8 +133,30 @@ export class Waits {
     this.#released = released;
   }
 
-  #claim(send: boolean): number {
-    return send ? this.#p.claimSend() : this.#p.claimRecv();
+  /** One claim, looking at the liveness of whoever blocks it if `w` asks (the protocol's `suspect` lasts this one claim). */
+  #claim(send: boolean, w: WaitState): number {
+    const p = this.#p;
+    if (!w.look) return send ? p.claimSend() : p.claimRecv();
+    w.look = false;
+    p.suspect = true;
+    try {
+      return send ? p.claimSend() : p.claimRecv();
+    } finally {
+      p.suspect = false;
+    }
+  }
+
+  /** Unbuffered: whether the message at `pos` was taken, looking at a receiver's liveness if `w` asks. */
+  #taken(pos: number, w: WaitState): boolean {
+    const p = this.#p;
+    if (!w.look) return p.taken(pos);
+    w.look = false;
+    p.suspect = true;
+    try {
+      return p.taken(pos);
+    } finally {
+      p.suspect = false;
+    }
   }
 
   #closed(send: boolean): Error {
@@ -139,11 +179,20 @@ export class Waits {
     return spinUntilChange(p.w, p.watchWord, p.watchSeen, BUSY, send ? W.TAIL : W.HEAD, p.watchPos, W.CLOSED, p.watchClosed, now, policy.budget(now, left), policy);
   }
 
-  // ---- claiming with waiting -----------------------------------------------------
+  // ---- claiming ------------------------------------------------------------------
+
+  /**
+   * One claim that never waits (`trySend`, `tryRecv`): a position or a CLAIM_* result.
+   * Once this handle's tries have been blocked by another party for the liveness bound,
+   * the next one looks at that party (try-clock.ts).
+   */
+  tryClaim(send: boolean): number {
+    return send ? this.#trySends.run(this.#p, this.#claimSend, isBlocked) : this.#tryRecvs.run(this.#p, this.#claimRecv, isBlocked);
+  }
 
   /** Sync claim: returns a position, or throws (closed, timeout). Blocks this thread. */
   acquireSync(send: boolean, deadline: number, stop?: () => boolean): number {
-    const pos = this.#claim(send);
+    const pos = send ? this.#p.claimSend() : this.#p.claimRecv();
     return pos >= 0 ? pos : this.#acquireSyncSlow(send, deadline, pos, stop);
   }
 
@@ -156,18 +205,18 @@ export class Waits {
       const now = performance.now();
       const left = this.#look(send, pos, deadline, now, w);
       if (w.sleptAt === 0 && this.#spin(policy, send, now, left)) {
-        pos = this.#claim(send);
+        pos = this.#claim(send, w);
         continue;
       }
       try {
         pos = this.#countAndClaim(send, w, now);
         if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
         if (pos === CLAIM_FULL) w.longSleepAt = now;
-        futexWait(this.#p.base + seqWordOf(send) * 4, w.seen, sleepMs(pos, left));
+        futexWait(this.#p.base + seqWordOf(send) * 4, w.seen, w.sleepMs(pos, left, now));
       } finally {
         this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
       }
-      pos = this.#claim(send);
+      pos = this.#claim(send, w);
     }
     if (w.sleptAt !== 0) policy.slept(performance.now() - w.sleptAt);
     return pos;
@@ -180,10 +229,10 @@ export class Waits {
    */
   async acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean): Promise<T> {
     checkAborted(signal);
-    let pos = this.#claim(send);
+    const w = new WaitState();
+    let pos = this.#claim(send, w);
     if (pos >= 0) return claimed(pos);
     const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
-    const w = new WaitState();
     let pollUntil = 0;
     while (pos < 0) {
       if (stop !== undefined && pos !== CLAIM_CLOSED && stop()) return claimed(CLAIM_STOPPED);
@@ -192,7 +241,7 @@ export class Waits {
       if (w.sleptAt === 0 && pollUntil === 0) {
         pollUntil = now + this.#asyncPollMs;
         if (this.#spin(policy, send, now, left)) {
-          pos = this.#claim(send);
+          pos = this.#claim(send, w);
           continue;
         }
       }
@@ -203,14 +252,14 @@ export class Waits {
           pos = this.#countAndClaim(send, w, now);
           if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
           if (pos === CLAIM_FULL) w.longSleepAt = now;
-          await asyncWaiter.wait(this.#p.base + seqWordOf(send) * 4, w.seen, sleepMs(pos, left), [signal, this.#released]);
+          await asyncWaiter.wait(this.#p.base + seqWordOf(send) * 4, w.seen, w.sleepMs(pos, left, now), [signal, this.#released]);
         } finally {
           this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
         }
       }
       this.#checkMapped();
       checkAborted(signal);
-      pos = this.#claim(send);
+      pos = this.#claim(send, w);
     }
     this.#pollPaid(w.sleptAt === 0 ? 0 : performance.now() - w.sleptAt, policy);
     return claimed(pos);
@@ -238,12 +287,12 @@ export class Waits {
   /** Steps 1–3 after a failed claim: closed ends the call, the liveness clock runs, the deadline ends it. Returns the ms left. */
   #look(send: boolean, pos: number, deadline: number, now: number, w: WaitState): number {
     if (pos === CLAIM_CLOSED) throw this.#closed(send);
-    w.blockedSince = blockedSinceAfter(this.#p, pos, w.blockedSince, now);
+    w.clock(pos, now);
     // A full-length sleep ran out (nobody signalled) and a party now blocks the slot: it
     // claimed it up to a sleep ago and has not published or freed it since. Look at its
     // liveness now rather than after another bound (looking never judges a live one dead).
     if (w.longSleepAt !== 0 && now - w.longSleepAt >= SLEEP_MS * 0.9) {
-      if (pos === CLAIM_BLOCKED) this.#p.suspect = true;
+      if (pos === CLAIM_BLOCKED) w.look = true;
       // Nothing came for a whole sleep: the next claim also reads tail's closed bit (a
       // closer may have died before it set `closed`).
       else if (pos === CLAIM_FULL) this.#p.lookClosed = true;
@@ -261,7 +310,7 @@ export class Waits {
   #countAndClaim(send: boolean, w: WaitState, now: number): number {
     this.#counts.raise(send ? SEND_WAITERS : RECV_WAITERS);
     w.seen = Atomics.load(this.#p.w, seqWordOf(send));
-    const pos = this.#claim(send);
+    const pos = this.#claim(send, w);
     if (pos === CLAIM_FULL || pos === CLAIM_BLOCKED) {
       if (w.sleptAt === 0) w.sleptAt = now;
       if (stepHook !== undefined) stepHook('channel.wait.sleep');
@@ -298,9 +347,9 @@ export class Waits {
    * or keep waiting ('wait'). A receiver that holds the message is waited for whatever
    * the deadline says: only its copy is awaited.
    */
-  #handOver(pos: number, deadline: number, now: number, signal: AbortSignal | undefined): 'done' | 'wait' {
+  #handOver(pos: number, deadline: number, now: number, signal: AbortSignal | undefined, w: WaitState): 'done' | 'wait' {
     const p = this.#p;
-    if (p.taken(pos)) return 'done';
+    if (this.#taken(pos, w)) return 'done';
     if (p.held(pos)) return 'wait';
     let stop: Error | undefined;
     if (p.isClosed()) stop = this.#closed(true);
@@ -315,12 +364,13 @@ export class Waits {
   awaitTakenSync(pos: number, deadline: number): void {
     const p = this.#p;
     const sw = p.slotWord(pos);
-    let blockedSince = 0;
+    // The claim is done with this direction's bookkeeping: the hand-over reuses it.
+    const w = this.#syncSend.reset();
     let spun = false;
     for (;;) {
       const now = performance.now();
-      if (this.#handOver(pos, deadline, now, undefined) === 'done') return;
-      blockedSince = blockedSinceAfter(p, p.held(pos) ? CLAIM_BLOCKED : CLAIM_FULL, blockedSince, now);
+      if (this.#handOver(pos, deadline, now, undefined, w) === 'done') return;
+      w.clock(p.held(pos) ? CLAIM_BLOCKED : CLAIM_FULL, now);
       const state = Atomics.load(p.w, sw);
       if (!spun) {
         spun = true;
@@ -342,13 +392,13 @@ export class Waits {
   /** Unbuffered: async version of {@link Waits.awaitTakenSync}. */
   async awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const p = this.#p;
-    let blockedSince = 0;
+    const w = new WaitState();
     const pollUntil = performance.now() + this.#asyncPollMs;
     for (;;) {
       const now = performance.now();
-      if (this.#handOver(pos, deadline, now, signal) === 'done') return;
+      if (this.#handOver(pos, deadline, now, signal, w) === 'done') return;
       const held = p.held(pos);
-      blockedSince = blockedSinceAfter(p, held ? CLAIM_BLOCKED : CLAIM_FULL, blockedSince, now);
+      w.clock(held ? CLAIM_BLOCKED : CLAIM_FULL, now);
       if (now < pollUntil) {
         await nextTurn();
         this.#checkMapped();
