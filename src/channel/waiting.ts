@@ -102,7 +102,8 @@ class WaitState {
 
   /** How long the next sleep may last: behind a claim in progress it grows with the block (blocked-sleep.ts); otherwise {@link SLEEP_MS}. */
   sleepMs(result: number, left: number, now: number): number {
-    return Math.min(left, result === CLAIM_BLOCKED && this.blockedSince !== 0 ? blockedSleepMs(now - this.blockedSince) : SLEEP_MS);
+    if (result !== CLAIM_BLOCKED) return Math.min(left, SLEEP_MS);
+    return Math.min(left, blockedSleepMs(this.blockedSince === 0 ? 0 : now - this.blockedSince));
   }
 }
 
