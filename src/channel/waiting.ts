@@ -381,7 +381,7 @@ export class Waits {
       this.#counts.raise(SEND_WAITERS);
       try {
         const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
-        if (p.taken(pos)) return;
+        if (this.#taken(pos, w)) return;
         const left = p.held(pos) ? SLEEP_MS : Math.min(SLEEP_MS, deadline - performance.now());
         if (left > 0) futexWait(p.base + W.NOT_FULL_SEQ * 4, seen, left);
       } finally {
@@ -408,7 +408,7 @@ export class Waits {
       this.#counts.raise(SEND_WAITERS);
       try {
         const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
-        if (p.taken(pos)) return;
+        if (this.#taken(pos, w)) return;
         const left = held ? SLEEP_MS : Math.min(SLEEP_MS, deadline - performance.now());
         if (left > 0) await asyncWaiter.wait(p.base + W.NOT_FULL_SEQ * 4, seen, left, held ? [this.#released] : [signal, this.#released]);
       } finally {
