@@ -33,9 +33,12 @@ async function deadPid() {
 // Try-calls never wait, so no wait ever reached the liveness bound in a program that only
 // polls: a party killed in the middle of its claim left trySend / tryRecv failing for good.
 // Now a handle's tries, blocked by one party for the bound, look at it (sync/try-clock.ts).
-test('trySend and tryRecv alone repair a slot a dead party left mid-claim, once blocked for the liveness bound', async () => {
+for (const [name, options] of [
+  ['', { depth: 2, capacity: 16 }],
+  [' (chunked: tries judge slots without claiming them)', { depth: 2, capacity: 16, maxMessage: 100 }],
+]) test(`trySend and tryRecv alone repair a slot a dead party left mid-claim, once blocked for the liveness bound${name}`, async () => {
   const shm = h.object(CHANNEL_AT + 4096);
-  const ch = h.keep(new Channel.Buffered.Variable(shm, { depth: 2, capacity: 16, offset: CHANNEL_AT }));
+  const ch = h.keep(new Channel.Buffered.Variable(shm, { ...options, offset: CHANNEL_AT }));
   const p = ch.protocol;
   const dead = await deadPid();
   const poll = async (attempt) => {

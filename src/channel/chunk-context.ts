@@ -7,11 +7,12 @@
  */
 import { AbortError, DeadlockError, TimeoutError } from '../errors.js';
 import { RobustLock, TIMED_OUT, type AsyncRound } from '../sync/robust-lock.js';
+import { TryClock } from '../sync/try-clock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { stepHook } from '../sync/steps.js';
 import { CHUNK_PREFIX, W } from './layout.js';
 import type { Message, Payloads } from './payload.js';
-import type { SlotProtocol } from './slot-protocol.js';
+import { CLAIM_BLOCKED, type SlotProtocol } from './slot-protocol.js';
 import type { Waits } from './waiting.js';
 
 /** Every named step of the chunk protocol. */
@@ -73,6 +74,8 @@ export class ChunkContext {
   /** Keys of the two locks in this thread's record. */
   readonly sendKey: string;
   readonly recvKey: string;
+  readonly #tries = new TryClock();
+  readonly #repairHolders = (): number => this.p.repairHolders();
 
   constructor(p: SlotProtocol, waits: Waits, payloads: Payloads, width: number, limit: number, rendezvous: boolean, key: string, where: () => string, checkMapped: () => void) {
     this.p = p;
@@ -89,6 +92,15 @@ export class ChunkContext {
     const spin = (): SpinBudget => new SpinBudget(2_000, 64, 50_000);
     this.sendLock = new RobustLock(p.w, { lock: W.SEND_LOCK, waiters: W.SEND_LOCK_WAITERS, deaths: W.SEND_DEATHS }, p.base + W.SEND_LOCK * 4, spin());
     this.recvLock = new RobustLock(p.w, { lock: W.RECV_LOCK, waiters: W.RECV_LOCK_WAITERS, deaths: W.RECV_DEATHS }, p.base + W.RECV_LOCK * 4, spin());
+  }
+
+  /**
+   * After a try-call found no room or nothing whole: once this handle's tries have found
+   * a party holding the slot at head or tail for the liveness bound, looks at it and
+   * repairs what it left if it is gone (try-calls never wait, so no wait would).
+   */
+  probeHolders(): void {
+    this.#tries.run(this.p, this.#repairHolders, isBlocked);
   }
 
   /** Takes a lock, blocking this thread until `deadline`; refuses one an async call of this thread holds. */
@@ -112,6 +124,8 @@ export class ChunkContext {
     if ((await lock.lockAsync(deadline, hooks)) === TIMED_OUT) throw new TimeoutError(`${what} on ${this.where()} timed out waiting for another ${what} to finish its message`);
   }
 }
+
+const isBlocked = (r: number): boolean => r === CLAIM_BLOCKED;
 
 /** A checked message as bytes. */
 export function bytesOf(data: Message | undefined): Uint8Array {

@@ -115,9 +115,9 @@ export class ChunkReceiver {
     try {
       for (;;) {
         const ready = this.#ready();
-        if (ready === 0) return undefined;
+        if (ready === 0) return this.#nothing();
         const pos = this.#c.p.claimRecv();
-        if (pos < 0) return undefined;
+        if (pos < 0) return this.#nothing();
         if (!this.#asJudged(pos)) {
           // Not the chunk #ready() judged: an Unbuffered sender took its chunk back
           // meanwhile and another message took its place. Judge again.
@@ -179,6 +179,12 @@ export class ChunkReceiver {
       if ((word & CHUNK_MORE) === 0) return 1;
     }
     return 0;
+  }
+
+  /** tryRecv found nothing to take: a dead party may hold the slot at head (chunk-context.ts). */
+  #nothing(): undefined {
+    this.#c.probeHolders();
+    return undefined;
   }
 
   /** Whether the chunk claimed at `pos` is the one the last #ready() judged (position, flags and length, serial). */

@@ -100,7 +100,10 @@ export class ChunkSender {
     if (this.#c.sendLock.try() === TIMED_OUT) return false;
     this.#sending = true;
     try {
-      if (!this.#roomFor(chunksOf(total, this.#c.width))) return false;
+      if (!this.#roomFor(chunksOf(total, this.#c.width))) {
+        this.#c.probeHolders();
+        return false;
+      }
       const serial = this.#begin();
       let out = 0;
       do {

@@ -375,6 +375,25 @@ export class SlotProtocol {
   }
 
   /**
+   * For try-calls that judge slots without claiming them (a chunked channel's): while
+   * `suspect` is set, repairs the slots at `head` and `tail` if a party that is provably
+   * gone holds them. Returns {@link CLAIM_BLOCKED} when a live party holds one, else 0.
+   */
+  repairHolders(): number {
+    const w = this.w;
+    let result = 0;
+    for (const word of [W.HEAD, W.TAIL]) {
+      const sw = this.slotWord(Atomics.load(w, word) & POS_MASK);
+      const s = Atomics.load(w, sw);
+      const phase = s >>> 30;
+      if (phase !== WRITING && phase !== READING) continue;
+      if (this.#dead(s)) this.repair(sw, s);
+      else result = CLAIM_BLOCKED;
+    }
+    return result;
+  }
+
+  /**
    * Takes over the slot a dead party held and leaves it usable. The decision depends
    * only on the slot's phase and tag and on `tail` or `head`, so a repairer killed
    * half-way is repaired the same way (it holds the slot in the dead party's phase):
