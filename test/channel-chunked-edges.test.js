@@ -108,6 +108,35 @@ test('Unbuffered: a receive that times out half-way (its live sender paused) los
   assert.match(sent.error.message, /gave up half-way .*nobody received it/);
 })(), 'the Unbuffered hand-over'));
 
+// A receive released (or killed: channel-chunked-steps.test.js) after the first chunk
+// loses the message. The receiver records the serial of a message of several chunks in
+// `droppedSerial` when it takes the first chunk, and takes it back only before it frees
+// the last: the Unbuffered sender, whose later chunks the next receiver only drops,
+// learns that nobody received it.
+test('Unbuffered: a receive released half-way loses the message, and its sender is told so', () => within(20_000, (async () => {
+  const shm = h.object(CHANNEL_AT + 4096);
+  const ch = h.keep(new Channel.Unbuffered.Variable(shm, { capacity: 64, maxMessage: 4096, offset: CHANNEL_AT }));
+  const gate = gateAt(shm);
+  const other = Channel.attach(shm, { offset: CHANNEL_AT });
+  h.defer(() => other.release());
+  const r1 = settle(other.recv({ timeout: 8000 }));
+  // The sender stops after publishing its second chunk (the first one taken).
+  const s = h.start('chunk-party', 'send', { offset: CHANNEL_AT, gateOffset: 0, step: 'channel.chunk.send.between', nth: 2, tag: 'A', size: 600, timeout: 8000 }, { shm, timeoutMs: 20_000 });
+  await gate.reached({ peer: s });
+  const p = ch.protocol;
+  await until(() => Atomics.load(p.w, p.slotWord(0)) >>> 30 === 0, { timeoutMs: 2000, what: 'the second chunk taken' });
+  other.release();
+  assert.is((await r1).error?.name, 'RegionUnmappedError', 'the released receive fails');
+  gate.release();
+  const got = await settle(ch.recv({ timeout: 1500 })); // drops A's rest; nothing else comes
+  await s.exited;
+  const sent = JSON.parse(s.stdout.trim());
+  assert.instance(got.error, TimeoutError, 'nothing of A is received');
+  assert.is(sent.ok, false, `the Unbuffered send resolved as taken, but no receiver got message A (${s.stdout.trim()})`);
+  assert.is(sent.error.name, 'TimeoutError');
+  assert.match(sent.error.message, /nobody received it/);
+})(), 'the Unbuffered hand-over'));
+
 // ---- a recvInto target whose buffer changes between two chunks --------------------
 
 for (const [what, change] of [

@@ -10,7 +10,7 @@ import { RobustLock, TIMED_OUT, type AsyncRound } from '../sync/robust-lock.js';
 import { TryClock } from '../sync/try-clock.js';
 import { SpinBudget } from '../sync/spin.js';
 import { stepHook } from '../sync/steps.js';
-import { CHUNK_PREFIX, W } from './layout.js';
+import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
 import type { Message, Payloads } from './payload.js';
 import { CLAIM_BLOCKED, type SlotProtocol } from './slot-protocol.js';
 import type { Waits } from './waiting.js';
@@ -90,8 +90,21 @@ export class ChunkContext {
     this.sendKey = `${key}:send`;
     this.recvKey = `${key}:recv`;
     const spin = (): SpinBudget => new SpinBudget(2_000, 64, 50_000);
+    p.onReadLost = (at) => this.#readLost(at);
     this.sendLock = new RobustLock(p.w, { lock: W.SEND_LOCK, waiters: W.SEND_LOCK_WAITERS, deaths: W.SEND_DEATHS }, p.base + W.SEND_LOCK * 4, spin());
     this.recvLock = new RobustLock(p.w, { lock: W.RECV_LOCK, waiters: W.RECV_LOCK_WAITERS, deaths: W.RECV_DEATHS }, p.base + W.RECV_LOCK * 4, spin());
+  }
+
+  /**
+   * repair() gave up a chunk a dead receiver had claimed and moved `head` past. The first
+   * chunk of a message of several: that receiver may have died before it recorded the
+   * message in `droppedSerial` (chunk-recv.ts), so it is recorded here, and an Unbuffered
+   * sender learns that nobody received it. (A later chunk: its receiver recorded the
+   * message when it took the first.)
+   */
+  #readLost(at: number): void {
+    const word = this.payloads.chunkWord(at);
+    if ((word & CHUNK_MORE) !== 0 && (word & CHUNK_CONT) === 0) Atomics.store(this.w, W.DROPPED_SERIAL, this.payloads.chunkSerial(at));
   }
 
   /**

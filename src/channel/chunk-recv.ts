@@ -19,6 +19,8 @@ class Assembly {
   total = 0;
   got = 0;
   serial = 0;
+  /** Whether `droppedSerial` holds this message's serial, until it is whole. */
+  recorded = false;
   /** recvInto's target, or null. */
   target: Uint8Array | null = null;
   /** When the last chunk was taken (performance.now()). */
@@ -202,9 +204,9 @@ export class ChunkReceiver {
     const total = r.total;
     r.out = null;
     step('channel.chunk.recv.abandoned');
-    // A live sender gave up on: tell it (an Unbuffered one would otherwise take the next
-    // receiver's dropping of the rest for a hand-over).
-    if (r.why !== 'abandoned') Atomics.store(this.#c.w, W.DROPPED_SERIAL, r.serial);
+    // `droppedSerial` keeps its serial: a live sender given up on learns that nobody
+    // received it (an Unbuffered one would otherwise take the next receiver's dropping of
+    // the rest for a hand-over).
     const why = `half-way through a message of ${total} bytes whose sender stalled (no chunk for ${STALL_MS} ms); what had arrived of it is dropped, and so will be its rest`;
     if (r.why === 'stalled') throw new TimeoutError(`receive on ${this.#c.where()} timed out ${why}`);
     if (r.why === 'aborted') throw new AbortError(`receive on ${this.#c.where()} aborted ${why}`);
@@ -303,6 +305,11 @@ export class ChunkReceiver {
     r.total = total;
     r.got = length - skip;
     r.lastAt = performance.now();
+    // A message of several chunks is lost unless it ends whole here: said in
+    // `droppedSerial` before its first chunk is freed (so before its sender goes on), and
+    // taken back before its last one is.
+    r.recorded = (word & CHUNK_MORE) !== 0;
+    if (r.recorded) Atomics.store(this.#c.w, W.DROPPED_SERIAL, r.serial);
     this.#copy(pos, at, skip, r.got, r, 0);
     return this.#freed(pos, r, word);
   }
@@ -328,12 +335,17 @@ export class ChunkReceiver {
 
   /** Frees a copied chunk's slot; `true` when it was the message's last. */
   #freed(pos: number, r: Assembly, word: number): boolean {
-    this.#c.p.free(pos);
     if ((word & CHUNK_MORE) !== 0) {
+      this.#c.p.free(pos);
       step('channel.chunk.recv.between');
       return false;
     }
-    if (r.got !== r.total) return this.#corrupt(-1, r, `a last chunk ending the message at ${r.got} of ${r.total} bytes`);
+    if (r.got !== r.total) return this.#corrupt(pos, r, `a last chunk ending the message at ${r.got} of ${r.total} bytes`);
+    if (r.recorded) {
+      Atomics.store(this.#c.w, W.DROPPED_SERIAL, ~r.serial); // received: any value but its serial
+      r.recorded = false;
+    }
+    this.#c.p.free(pos);
     step('channel.chunk.recv.whole');
     return true;
   }

@@ -180,14 +180,15 @@ export class ChunkSender {
   }
 
   /**
-   * Unbuffered, after the last chunk was taken: a receiver that gave this message up
-   * half-way (this sender stalled past its deadline) left its serial in `droppedSerial`,
-   * and the chunk "taken" was the next receiver dropping the rest. The send fails: nobody
-   * received the message.
+   * Unbuffered, after the last chunk was taken: `droppedSerial` still holding this
+   * message's serial means the receive that took its first chunk never finished it (it
+   * gave up half-way on this sender stalled past its deadline, or it was killed or
+   * released), and the chunks "taken" since were the next receiver dropping the rest.
+   * The send fails: nobody received the message.
    */
   #delivered(serial: number, total: number): void {
     if (total <= this.#c.width || Atomics.load(this.#c.w, W.DROPPED_SERIAL) !== serial) return;
-    throw new TimeoutError(`send on ${this.#c.where()}: the receive taking this message of ${total} bytes gave up half-way (this sender stalled past its deadline); nobody received it`);
+    throw new TimeoutError(`send on ${this.#c.where()}: the receive taking this message of ${total} bytes did not finish it (it gave up half-way after this sender stalled past its deadline, or it was killed or released); nobody received it`);
   }
 
   /** With the send lock held: the `n` slots from `tail` on are free now. */

@@ -30,7 +30,8 @@
  * Whole or not at all: a receiver returns a message only once its last chunk is in.
  * A message whose sender died or gave up is received by nobody; one whose receiver died
  * (or whose receive was released) after its first chunk is lost, its remaining chunks
- * dropped by the next receiver. The deadline and the signal of a receive bound the wait
+ * dropped by the next receiver, and its Unbuffered sender fails: `droppedSerial` names
+ * a message of several chunks from when its first chunk is taken until it is whole. The deadline and the signal of a receive bound the wait
  * for a message to begin; once its first chunk is taken, the receive waits for the rest
  * past them for as long as chunks keep coming (the sender holds the whole message, so
  * the rest comes at the speed of the copies). Past the deadline (or abort), a sender that

@@ -93,6 +93,11 @@ export class SlotProtocol {
   watchClosed = false;
   /** The value of tail (send) or head (receive) the last failed claim looked at. */
   watchPos = 0;
+  /**
+   * Called by {@link SlotProtocol.repair} with the byte offset of a slot whose message
+   * went with a dead receiver (chunked channels record what that loses: chunk-context.ts).
+   */
+  onReadLost: ((slotByte: number) => void) | undefined = undefined;
 
   constructor(w: Int32Array, base: number, depth: number, stride: number) {
     this.w = w;
@@ -434,6 +439,7 @@ export class SlotProtocol {
       this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
       return;
     }
+    if (!writer && this.onReadLost !== undefined) this.onReadLost(SLOTS_OFFSET + slot * this.stride);
     Atomics.store(w, sw, slotState(FREE, unproved ? tag : tag + 1, 0));
     this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
