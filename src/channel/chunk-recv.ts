@@ -342,7 +342,9 @@ export class ChunkReceiver {
     }
     if (r.got !== r.total) return this.#corrupt(pos, r, `a last chunk ending the message at ${r.got} of ${r.total} bytes`);
     if (r.recorded) {
-      Atomics.store(this.#c.w, W.DROPPED_SERIAL, ~r.serial); // received: any value but its serial
+      // Received: any value but its serial. The one before it: never a later serial
+      // (until 2^32 messages on), so a stale value never names a message still to come.
+      Atomics.store(this.#c.w, W.DROPPED_SERIAL, (r.serial - 1) | 0);
       r.recorded = false;
     }
     this.#c.p.free(pos);

@@ -56,7 +56,7 @@
  * | 228    | recvLock      | receivers (CAS)                  | robust lock: 0 free, else the lock word of the receiver taking (reassembling) a message |
  * | 232    | recvWaiters   | receivers sleeping on `recvLock` | count, as sendWaiters |
  * | 236    | recvDeaths    | a receiver taking over           | receivers that died holding `recvLock` |
- * | 240    | droppedSerial | receivers (first and last chunk), repair | the serial of a message of several chunks from when a receiver takes its first chunk, its complement once whole (a repairer freeing a first chunk that went with a dead receiver stores the serial): an Unbuffered sender whose last chunk was taken checks it: its own serial there, its message was not delivered |
+ * | 240    | droppedSerial | receivers (first and last chunk), repair | the serial of a message of several chunks from when a receiver takes its first chunk, the serial before it once whole (a repairer freeing a first chunk that went with a dead receiver stores the serial): an Unbuffered sender whose last chunk was taken checks it: its own serial there, its message was not delivered |
  *
  * ## Slots (from byte 256, `depth` slots of `slotStride` bytes, a multiple of 64)
  * | offset | field    | meaning |
