@@ -385,17 +385,19 @@ export class SlotProtocol {
    * gone holds them. Returns {@link CLAIM_BLOCKED} when a live party holds one, else 0.
    */
   repairHolders(): number {
-    const w = this.w;
-    let result = 0;
-    for (const word of [W.HEAD, W.TAIL]) {
-      const sw = this.slotWord(Atomics.load(w, word) & POS_MASK);
-      const s = Atomics.load(w, sw);
-      const phase = s >>> 30;
-      if (phase !== WRITING && phase !== READING) continue;
-      if (this.#dead(s)) this.repair(sw, s);
-      else result = CLAIM_BLOCKED;
-    }
-    return result;
+    const atHead = this.#repairHolder(W.HEAD);
+    return this.#repairHolder(W.TAIL) || atHead;
+  }
+
+  /** {@link SlotProtocol.repairHolders} for the slot at `head` or `tail` (word `at`). */
+  #repairHolder(at: number): number {
+    const sw = this.slotWord(Atomics.load(this.w, at) & POS_MASK);
+    const s = Atomics.load(this.w, sw);
+    const phase = s >>> 30;
+    if (phase !== WRITING && phase !== READING) return 0;
+    if (!this.#dead(s)) return CLAIM_BLOCKED;
+    this.repair(sw, s);
+    return 0;
   }
 
   /**

@@ -24,7 +24,7 @@ import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
-import { TryClock } from '../sync/try-clock.js';
+import { lookingAt, TryClock } from '../sync/try-clock.js';
 import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
 import { BUSY_PHASE_BIT as BUSY, W } from './layout.js';
@@ -136,28 +136,16 @@ export class Waits {
 
   /** One claim, looking at the liveness of whoever blocks it if `w` asks (the protocol's `suspect` lasts this one claim). */
   #claim(send: boolean, w: WaitState): number {
-    const p = this.#p;
-    if (!w.look) return send ? p.claimSend() : p.claimRecv();
+    if (!w.look) return send ? this.#p.claimSend() : this.#p.claimRecv();
     w.look = false;
-    p.suspect = true;
-    try {
-      return send ? p.claimSend() : p.claimRecv();
-    } finally {
-      p.suspect = false;
-    }
+    return lookingAt(this.#p, send ? this.#claimSend : this.#claimRecv);
   }
 
   /** Unbuffered: whether the message at `pos` was taken, looking at a receiver's liveness if `w` asks. */
   #taken(pos: number, w: WaitState): boolean {
-    const p = this.#p;
-    if (!w.look) return p.taken(pos);
+    if (!w.look) return this.#p.taken(pos);
     w.look = false;
-    p.suspect = true;
-    try {
-      return p.taken(pos);
-    } finally {
-      p.suspect = false;
-    }
+    return lookingAt(this.#p, () => this.#p.taken(pos));
   }
 
   #closed(send: boolean): Error {
@@ -230,10 +218,10 @@ export class Waits {
    */
   async acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean): Promise<T> {
     checkAborted(signal);
-    const w = new WaitState();
-    let pos = this.#claim(send, w);
+    let pos = send ? this.#p.claimSend() : this.#p.claimRecv();
     if (pos >= 0) return claimed(pos);
     const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
+    const w = new WaitState();
     let pollUntil = 0;
     while (pos < 0) {
       if (stop !== undefined && pos !== CLAIM_CLOSED && stop()) return claimed(CLAIM_STOPPED);

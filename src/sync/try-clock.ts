@@ -13,6 +13,16 @@ export interface Suspecting {
   suspect: boolean;
 }
 
+/** Runs `attempt` with `p.suspect` set: that one call looks at the liveness of the parties it meets. */
+export function lookingAt<T>(p: Suspecting, attempt: () => T): T {
+  p.suspect = true;
+  try {
+    return attempt();
+  } finally {
+    p.suspect = false;
+  }
+}
+
 /** One handle's clock for one kind of try. */
 export class TryClock {
   #since = 0;
@@ -20,15 +30,12 @@ export class TryClock {
   /** Runs one try of `attempt`; `held` says which outcomes mean "held up by another party". */
   run(p: Suspecting, attempt: () => number, held: (r: number) => boolean): number {
     const now = performance.now();
-    if (this.#since !== 0 && now - this.#since >= LIVENESS_MS) {
-      p.suspect = true;
-      this.#since = now;
-    }
     let r: number;
-    try {
+    if (this.#since !== 0 && now - this.#since >= LIVENESS_MS) {
+      this.#since = now;
+      r = lookingAt(p, attempt);
+    } else {
       r = attempt();
-    } finally {
-      p.suspect = false;
     }
     if (!held(r)) this.#since = 0;
     else if (this.#since === 0) this.#since = now;
