@@ -8,7 +8,6 @@
 // wake. On a machine with busy CPUs four such calls kept the event loop in its timer
 // phase for seconds: a receive with a 50 ms timeout in the same process took 4 s.
 import { test } from 'uvu';
-import { spawn } from 'node:child_process';
 import * as assert from 'uvu/assert';
 import { Channel, TimeoutError } from '../dist/index.js';
 import { setStepHook } from '../dist/sync/steps.js';
@@ -16,18 +15,9 @@ import { setIdentity } from '../dist/sync/liveness.js';
 import { GATE_BYTES } from './fixtures/step-gate.js';
 import { harness, settle } from './fixtures/channel-harness.js';
 import { CHANNEL_AT, gatedChannel, msg, tagOf } from './fixtures/step-kinds.js';
+import { deadPid, READING, state, WRITING } from './fixtures/slot-states.js';
 
 const h = harness(test, 'cblk');
-
-const WRITING = 1;
-const READING = 3;
-const state = (phase, tag, pid) => ((phase << 30) | ((tag & 0xff) << 22) | pid) | 0;
-
-async function deadPid() {
-  const child = spawn(process.execPath, ['-e', '0']);
-  await new Promise((resolve) => child.on('exit', resolve));
-  return child.pid;
-}
 
 // First: the tests below replace the liveness check (setIdentity) for the rest of the file.
 // Try-calls never wait, so no wait ever reached the liveness bound in a program that only

@@ -3,24 +3,14 @@
 // bytes, and a pid reuse played out in one thread with party identities (sync/liveness.ts setIdentity).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { Channel, Region, TimeoutError } from '../dist/index.js';
 import { setIdentity } from '../dist/sync/liveness.js';
 import { harness, settle } from './fixtures/channel-harness.js';
 import { pidWorld } from './fixtures/pid-world.js';
+import { deadPid, FULL, READING, state, WRITING } from './fixtures/slot-states.js';
 
 const h = harness(test, 'crep');
 const AT = 4096;
-const WRITING = 1;
-const READING = 3;
-const FULL = 2;
-const state = (phase, tag, pid) => ((phase << 30) | ((tag & 0xff) << 22) | pid) | 0;
-
-async function deadPid() {
-  const child = spawn(process.execPath, ['-e', '0']);
-  await new Promise((r) => child.on('exit', r));
-  return child.pid;
-}
 
 // Depth 2. A receiver X read head as h long ago (a plain read), slept through 256 laps,
 // and its CAS FULL -> READING|X succeeded on slot 0, now holding position q = 4 (lap tag
