@@ -8,7 +8,9 @@
  *    next claim check that party's liveness (a dead publisher's slot is repaired, a dead
  *    subscriber's table entry freed), and again every {@link LIVENESS_MS} after.
  * 3. **deadline**: past it, fail (`timeout: 0` is a single try).
- * 4. **spin** (before the first sleep only) on the word the claim said would change.
+ * 4. **spin** (before the first sleep only) on the word the claim said would change;
+ *    async calls then poll event-loop turns, napping first on oversubscribed CPUs
+ *    (channel/spin-policy.ts).
  * 5. **sleep**: count this waiter, read the side's futex word, claim once more, then
  *    sleep on that word for at most {@link SLEEP_MS} (1 ms behind a claim in progress),
  *    and uncount. Go to 1.
@@ -20,7 +22,7 @@
  */
 import { AbortError, TimeoutError } from '../errors.js';
 import type { SharedCounts } from '../channel/counts.js';
-import { SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
+import { NAP_MS, SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
@@ -96,19 +98,10 @@ export class RingWaits {
         r = attempt();
       } else {
         if (sleptAt === 0) sleptAt = now;
-        this.#counts.raise(side);
-        try {
-          const seen = Atomics.load(p.w, this.#word(side));
-          r = attempt();
-          if (r === EMPTY || r === BLOCKED) {
-            step('broadcast.wait.sleep');
-            blockedSince = r === BLOCKED ? blockedSince || now : 0;
-            futexWait(p.base + this.#word(side) * 4, seen, sleepMs(r, left, now, blockedSince));
-            r = attempt();
-          }
-        } finally {
-          this.#counts.lower(side);
-        }
+        r = this.#sleep(side, attempt, (found) => {
+          blockedSince = found === BLOCKED ? blockedSince || now : 0;
+          return sleepMs(found, left, now, blockedSince);
+        });
       }
       if (r !== EMPTY && r !== BLOCKED) {
         if (sleptAt !== 0) policy.slept(performance.now() - sleptAt);
@@ -137,6 +130,7 @@ export class RingWaits {
       heldSince = this.#liveness(heldSince, now);
       const left = deadline - now;
       if (left <= 0) throw new TimeoutError(`${what} on ${this.#where()} timed out`);
+      let napping = false;
       if (!spun) {
         spun = true;
         if (spinUntilChange(p.w, p.watchWord, p.watchSeen, 0, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
@@ -144,8 +138,16 @@ export class RingWaits {
           if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
           continue;
         }
+        policy.look(now);
+      } else {
+        napping = policy.contended(now);
       }
       if (now < pollUntil) {
+        // On oversubscribed CPUs a turn naps first (channel/spin-policy.ts).
+        if (napping) {
+          r = this.#sleep(side, attempt, () => Math.min(left, NAP_MS));
+          if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+        }
         await nextTurn();
       } else {
         this.#counts.raise(side);
@@ -165,6 +167,26 @@ export class RingWaits {
       checkAborted(signal);
       r = attempt();
       if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+    }
+  }
+
+  /**
+   * Step 5 once: count this waiter, read the side's futex word, claim once more, sleep
+   * on the word for `ms(outcome)` ms if that claim was EMPTY or BLOCKED, uncount, claim.
+   * Returns the last claim's outcome.
+   */
+  #sleep(side: number, attempt: () => number, ms: (found: number) => number): number {
+    const p = this.#p;
+    this.#counts.raise(side);
+    try {
+      const seen = Atomics.load(p.w, this.#word(side));
+      const r = attempt();
+      if (r !== EMPTY && r !== BLOCKED) return r;
+      step('broadcast.wait.sleep');
+      futexWait(p.base + this.#word(side) * 4, seen, ms(r));
+      return attempt();
+    } finally {
+      this.#counts.lower(side);
     }
   }
 

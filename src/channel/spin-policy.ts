@@ -23,9 +23,16 @@
  *   and then stop ({@link FAILS_TO_SLEEP}), until one spin pays again.
  *
  * Async waits spin at most 50 µs (they hold the event loop), too short to reach the first
- * look, and then poll event-loop turns whatever the load (waiting.ts): with two busy loops
- * per CPU, polling kept async round trips at 6–8 µs where sleeping through the waiter
- * thread took 65–330 µs.
+ * look, so one that gave up looks at the run queue then ({@link SpinPolicy.look}), and
+ * polls event-loop turns (waiting.ts). On CPUs that are not oversubscribed a poll turn
+ * just claims again. On oversubscribed ones it first naps: it sleeps on the futex word
+ * for at most {@link NAP_MS}, no longer than a spin holds the event loop. A poll that
+ * only claims keeps its process runnable, and when the peer is queued for the same CPU
+ * the peer runs only when the poller's time slice ends: with two busy loops per CPU, one
+ * run in three held async round trips at 3–7 ms. A nap hands the CPU to the peer, whose
+ * publish wakes the napper directly: 60–110 µs in those runs, 5–8 µs in the others (the
+ * two parties on two CPUs, where the spin pays). Sleeping through the waiter thread
+ * instead took 65–330 µs: three thread wake-ups per message instead of one.
  *
  * The spinner does not call `sched_yield`: under the kernel's EEVDF scheduler a yield
  * hands the rest of the time slice to any other task, which stalls a running pair for
@@ -53,6 +60,11 @@ export const PROBE_EVERY_MS = 5;
  * trip against 4 µs); a peer queued for this CPU costs no more than this.
  */
 export const SHORT_SPIN_MS = 0.02;
+/**
+ * Longest sleep (ms) of an async wait between two event-loop turns while the CPUs are
+ * oversubscribed: as long as an async spin may hold the event loop.
+ */
+export const NAP_MS = 0.05;
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 64;
 /** Loads between two looks at the position and closed words while spinning. */
@@ -115,6 +127,15 @@ export class SpinPolicy {
   /** A look at the run queue at `now` found the CPUs oversubscribed. */
   oversubscribed(now: number): void {
     this.#contendedUntil = now + CONTENDED_MS;
+  }
+
+  /**
+   * An async spin, too short to look at the run queue itself, gave up at `now`: look at
+   * it now (about a microsecond). Returns {@link SpinPolicy.contended}.
+   */
+  look(now: number): boolean {
+    if (cpusOversubscribed()) this.oversubscribed(now);
+    return this.contended(now);
   }
 
   /** `true` while the CPUs were recently seen oversubscribed. */

@@ -8,7 +8,8 @@
  *    live one is looked at again after another bound, never on every claim.
  * 3. **deadline**: past it, fail (`timeout: 0` is a single try).
  * 4. **spin** (before the first sleep only) on the word the claim said would change,
- *    for the time {@link SpinPolicy} allows; async calls then poll a few event-loop turns.
+ *    for the time {@link SpinPolicy} allows; async calls then poll a few event-loop
+ *    turns, and on oversubscribed CPUs nap on the sequence word first (spin-policy.ts).
  * 5. **sleep**: count this waiter, read the sequence word, claim once more, then sleep
  *    on the sequence word for at most {@link SLEEP_MS} (so a party that dies while
  *    everyone sleeps is noticed; behind a claim in progress, which nobody signals, see
@@ -35,7 +36,7 @@ import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './sl
  * being reassembled will not continue). Only after a claim failed; never when one succeeded.
  */
 export const CLAIM_STOPPED = -4;
-import { SpinPolicy, spinUntilChange } from './spin-policy.js';
+import { NAP_MS, SpinPolicy, spinUntilChange } from './spin-policy.js';
 
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
 export const SLEEP_MS = 50;
@@ -227,14 +228,23 @@ export class Waits {
       if (stop !== undefined && pos !== CLAIM_CLOSED && stop()) return claimed(CLAIM_STOPPED);
       const now = performance.now();
       const left = this.#look(send, pos, deadline, now, w);
+      let nap = false;
       if (w.sleptAt === 0 && pollUntil === 0) {
         pollUntil = now + this.#asyncPollMs;
         if (this.#spin(policy, send, now, left)) {
           pos = this.#claim(send, w);
           continue;
         }
+        policy.look(now);
+      } else {
+        nap = policy.contended(now);
       }
       if (w.sleptAt === 0 && now < pollUntil) {
+        // On oversubscribed CPUs a turn naps first (spin-policy.ts); not in the turn that spun.
+        if (nap) {
+          pos = this.#nap(send, w, Math.min(left, NAP_MS));
+          if (pos >= 0 || pos === CLAIM_CLOSED) continue;
+        }
         await nextTurn();
       } else {
         try {
@@ -305,6 +315,25 @@ export class Waits {
       if (stepHook !== undefined) stepHook('channel.wait.sleep');
     }
     return pos;
+  }
+
+  /**
+   * A nap between two event-loop turns of an async wait: count this waiter, read the
+   * sequence word, claim once more, sleep on the word for at most `ms`, uncount, claim.
+   * Returns the last claim's result.
+   */
+  #nap(send: boolean, w: WaitState, ms: number): number {
+    this.#counts.raise(send ? SEND_WAITERS : RECV_WAITERS);
+    try {
+      const seen = Atomics.load(this.#p.w, seqWordOf(send));
+      const pos = this.#claim(send, w);
+      if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) return pos;
+      if (stepHook !== undefined) stepHook('channel.wait.sleep');
+      futexWait(this.#p.base + seqWordOf(send) * 4, seen, ms);
+    } finally {
+      this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
+    }
+    return this.#claim(send, w);
   }
 
   /** A blocking receive of an Unbuffered channel counts itself in `recvActive` (trySend offers only then). */
@@ -382,13 +411,29 @@ export class Waits {
   async awaitTakenAsync(pos: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const p = this.#p;
     const w = new WaitState();
-    const pollUntil = performance.now() + this.#asyncPollMs;
-    for (;;) {
+    const policy = this.#asyncSendSpin;
+    const start = performance.now();
+    const pollUntil = start + this.#asyncPollMs;
+    let nap = false;
+    for (let turn = 0; ; turn++) {
       const now = performance.now();
       if (this.#handOver(pos, deadline, now, signal, w) === 'done') return;
       const held = p.held(pos);
       w.clock(held ? CLAIM_BLOCKED : CLAIM_FULL, now);
       if (now < pollUntil) {
+        // On oversubscribed CPUs a turn naps first (spin-policy.ts), from the second on.
+        if (turn === 0) policy.look(now);
+        else nap = policy.contended(now);
+        if (nap) {
+          this.#counts.raise(SEND_WAITERS);
+          try {
+            const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
+            if (this.#taken(pos, w)) return;
+            futexWait(p.base + W.NOT_FULL_SEQ * 4, seen, NAP_MS);
+          } finally {
+            this.#counts.lower(SEND_WAITERS);
+          }
+        }
         await nextTurn();
         this.#checkMapped();
         continue;
