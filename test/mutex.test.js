@@ -281,6 +281,46 @@ test('a holder killed with SIGKILL: the next lock() throws OwnerDeadError (ERR_S
   assert.is(m.deaths, 1, 'one death counted');
 });
 
+test('tryLock in a loop: a live holder is looked at once per 100 ms of tries, not on every try; once it dies a try takes over within the bound', async () => {
+  const shm = h.object(4096);
+  const m = mutexAt(shm);
+  const p = h.start('mutex-peer', 'die-holding', {}, { shm });
+  const { pid } = await p.message('locked');
+  const looked = performance.now();
+  assert.is(m.tryLock(), false, 'the first try looks: alive');
+  // Each look reads /proc (about 12 µs here); the tries after it, within the bound, do
+  // not. The fastest of a few batches, so that a time slice lost meanwhile does not count.
+  let perTry = Infinity;
+  for (let batch = 0; batch < 5; batch++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 200; i++) assert.is(m.tryLock(), false);
+    perTry = Math.min(perTry, ((performance.now() - t0) * 1000) / 200);
+  }
+  p.kill('SIGKILL');
+  await within(10_000, p.exited);
+  const sinceLook = performance.now() - looked;
+  if (sinceLook < 80) assert.is(m.tryLock(), false, `${sinceLook.toFixed(0)} ms after the last look at a live holder, a try does not look again`);
+  let taken;
+  await within(5000, (async () => {
+    for (;;) {
+      try {
+        if (m.tryLock()) throw new Error('tryLock returned true over a dead holder without OwnerDeadError');
+      } catch (err) {
+        taken = performance.now();
+        assert.instance(err, OwnerDeadError);
+        assert.is(err.deadPid, pid);
+        return;
+      }
+      await delay(5);
+    }
+  })(), 'a try taking over from the dead holder');
+  assert.ok(taken - looked >= 95, `taken over ${(taken - looked).toFixed(0)} ms after a look found the holder alive: not before the bound`);
+  assert.ok(taken - looked < 100 + SOON, `taken over ${(taken - looked).toFixed(0)} ms after the last look`);
+  assert.is(m.holder, process.pid);
+  m.unlock();
+  assert.ok(perTry < 4, `tries within the bound cost ${perTry.toFixed(2)} µs each: they must not read /proc`);
+});
+
 test('a holder killed: tryLock throws OwnerDeadError and holds it; lockAsync rejects with OwnerDeadError and holds it', async () => {
   const shm = h.object(4096);
   const m = mutexAt(shm);

@@ -111,7 +111,7 @@ export class ChunkReceiver {
    * chunks than the channel has slots is received only by the waiting calls).
    */
   tryRecv(encoding: BufferEncoding | undefined): Buffer | string | undefined {
-    if (heldByThisThread(this.#c.recvKey) || this.#c.recvLock.try() === TIMED_OUT) return undefined;
+    if (heldByThisThread(this.#c.recvKey) || this.#c.recvLock.try(true) === TIMED_OUT) return undefined;
     this.#receiving = true;
     const r = new Assembly();
     try {

@@ -97,7 +97,7 @@ export class ChunkSender {
     if (heldByThisThread(this.#c.sendKey)) return false;
     const src = bytesOf(data);
     const total = src.length;
-    if (this.#c.sendLock.try() === TIMED_OUT) return false;
+    if (this.#c.sendLock.try(true) === TIMED_OUT) return false;
     this.#sending = true;
     try {
       if (!this.#roomFor(chunksOf(total, this.#c.width))) {

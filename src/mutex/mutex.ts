@@ -122,7 +122,9 @@ export class Mutex {
 
   /**
    * Locks if the mutex is free now; never waits. A holder that is provably dead is taken
-   * over at once.
+   * over at once, except that a holder this handle's tries found alive less than 100 ms
+   * ago is not looked at again until then (a look reads /proc: a loop of tries would
+   * cost 12 µs each instead of under a microsecond).
    * @returns `true` when this thread now holds the mutex; `false` when a live process
    *   (or this thread) holds it.
    * @throws {@link OwnerDeadError} when it took the mutex over from a dead holder (and now holds it).
@@ -130,7 +132,7 @@ export class Mutex {
   tryLock(): boolean {
     const w = this.#words();
     if (this.#holdsIt(w)) return false;
-    const dead = this.#lock.try();
+    const dead = this.#lock.try(true);
     if (dead === TIMED_OUT) return false;
     return this.#acquired(dead);
   }
