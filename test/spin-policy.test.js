@@ -5,7 +5,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { CONTENDED_MS, FAILS_TO_SLEEP, FAILS_TO_STOP, LOOK_AFTER_MS, PROBE_EVERY_MS, SHORT_SPIN_MS, SpinPolicy } from '../dist/channel/spin-policy.js';
+import { CONTENDED_MS, FAILS_TO_SLEEP, FAILS_TO_STOP, LOOK_AFTER_MS, mayNap, PROBE_EVERY_MS, SHORT_SPIN_MS, SpinPolicy } from '../dist/channel/spin-policy.js';
 import { cpusOversubscribed, runnableThreads } from '../dist/sync/run-queue.js';
 import { within } from './helpers.js';
 
@@ -50,6 +50,24 @@ test('budget: oversubscribed CPUs cap the spin at the first look, and failed spi
   p.failed(100 + CONTENDED_MS);
   p.failed(100 + CONTENDED_MS);
   assert.is(p.budget(100 + CONTENDED_MS, 10), 2, 'failures on a quiet machine do not count');
+});
+
+test('naps: only while the CPUs were seen oversubscribed, and one per event-loop turn in a thread however many waits are pending', async () => {
+  const quiet = new SpinPolicy(0.05, 0.002);
+  assert.is(mayNap(quiet, 100), false, 'no nap while nothing said the CPUs are oversubscribed');
+  const p = new SpinPolicy(0.05, 0.002);
+  const now = performance.now();
+  p.oversubscribed(now);
+  assert.is(mayNap(p, now), true);
+  assert.is(mayNap(p, now), false, 'a second wait in the same turn does not nap');
+  assert.is(mayNap(new SpinPolicy(0.05, 0.002), now), false, 'nor does one of another channel');
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.is(mayNap(p, now), true, 'the next turn may nap again');
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.is(mayNap(p, now + CONTENDED_MS), false, 'not once the contention is over');
+  assert.is(mayNap(p, now), true, '(the turn had no nap yet)');
 });
 
 test('the run queue: a count on Linux, and more runnable threads than CPUs is seen as such', async () => {

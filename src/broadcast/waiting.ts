@@ -22,7 +22,7 @@
  */
 import { AbortError, TimeoutError } from '../errors.js';
 import type { SharedCounts } from '../channel/counts.js';
-import { NAP_MS, SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
+import { mayNap, NAP_MS, SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
@@ -124,30 +124,30 @@ export class RingWaits {
     let heldSince = performance.now();
     const pollUntil = heldSince + ASYNC_POLL_MS;
     let spun = false;
+    /** This event-loop turn spun already. */
+    let spunThisTurn = false;
     let blockedSince = 0;
     for (;;) {
       const now = performance.now();
       heldSince = this.#liveness(heldSince, now);
       const left = deadline - now;
       if (left <= 0) throw new TimeoutError(`${what} on ${this.#where()} timed out`);
-      let napping = false;
       if (!spun) {
-        spun = true;
+        spun = spunThisTurn = true;
         if (spinUntilChange(p.w, p.watchWord, p.watchSeen, 0, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
           r = attempt();
           if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
           continue;
         }
         policy.look(now);
-      } else {
-        napping = policy.contended(now);
       }
       if (now < pollUntil) {
-        // On oversubscribed CPUs a turn naps first (channel/spin-policy.ts).
-        if (napping) {
+        // On oversubscribed CPUs a turn naps first (channel/spin-policy.ts), but not the turn that spun.
+        if (!spunThisTurn && mayNap(policy, now)) {
           r = this.#sleep(side, attempt, () => Math.min(left, NAP_MS));
           if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
         }
+        spunThisTurn = false;
         await nextTurn();
       } else {
         this.#counts.raise(side);

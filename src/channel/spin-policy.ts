@@ -25,14 +25,15 @@
  * Async waits spin at most 50 µs (they hold the event loop), too short to reach the first
  * look, so one that gave up looks at the run queue then ({@link SpinPolicy.look}), and
  * polls event-loop turns (waiting.ts). On CPUs that are not oversubscribed a poll turn
- * just claims again. On oversubscribed ones it first naps: it sleeps on the futex word
- * for at most {@link NAP_MS}, no longer than a spin holds the event loop. A poll that
+ * just claims again. On oversubscribed ones, from the turn after the spin on, it first
+ * naps: it sleeps on the futex word for {@link NAP_MS} (plus the kernel's timer slack)
+ * unless woken sooner, one nap per event-loop turn in a thread ({@link mayNap}). A poll that
  * only claims keeps its process runnable, and when the peer is queued for the same CPU
  * the peer runs only when the poller's time slice ends: with two busy loops per CPU, one
  * run in three held async round trips at 3–7 ms. A nap hands the CPU to the peer, whose
- * publish wakes the napper directly: 60–110 µs in those runs, 5–8 µs in the others (the
- * two parties on two CPUs, where the spin pays). Sleeping through the waiter thread
- * instead took 65–330 µs: three thread wake-ups per message instead of one.
+ * publish wakes the napper directly: 50–90 µs per round trip in those runs, 5–20 µs in
+ * the others (the two parties on two CPUs, where the spin pays). Sleeping through the
+ * waiter thread instead took 65–330 µs: three thread wake-ups per message, not one.
  *
  * The spinner does not call `sched_yield`: under the kernel's EEVDF scheduler a yield
  * hands the rest of the time slice to any other task, which stalls a running pair for
@@ -61,10 +62,30 @@ export const PROBE_EVERY_MS = 5;
  */
 export const SHORT_SPIN_MS = 0.02;
 /**
- * Longest sleep (ms) of an async wait between two event-loop turns while the CPUs are
- * oversubscribed: as long as an async spin may hold the event loop.
+ * How long (ms) an async wait naps between two event-loop turns while the CPUs are
+ * oversubscribed, unless woken sooner: as long as an async spin may hold the event loop.
+ * The kernel adds its timer slack (50 µs by default) and the wake-up: a nap that nobody
+ * ends holds the event loop about 0.13 ms (median measured here).
  */
 export const NAP_MS = 0.05;
+
+/** An async wait of this thread napped in this event-loop turn already. */
+let nappedThisTurn = false;
+const turnEnded = (): void => {
+  nappedThisTurn = false;
+};
+
+/**
+ * Whether an async wait may nap now: the CPUs were seen oversubscribed lately (by
+ * `policy`), and no other wait of this thread napped in this event-loop turn. However
+ * many async waits are pending, a turn holds the event loop for one nap at most.
+ */
+export function mayNap(policy: SpinPolicy, now: number): boolean {
+  if (nappedThisTurn || !policy.contended(now)) return false;
+  nappedThisTurn = true;
+  setImmediate(turnEnded);
+  return true;
+}
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 64;
 /** Loads between two looks at the position and closed words while spinning. */

@@ -9,7 +9,8 @@
  * 3. **deadline**: past it, fail (`timeout: 0` is a single try).
  * 4. **spin** (before the first sleep only) on the word the claim said would change,
  *    for the time {@link SpinPolicy} allows; async calls then poll a few event-loop
- *    turns, and on oversubscribed CPUs nap on the sequence word first (spin-policy.ts).
+ *    turns, and on oversubscribed CPUs nap on the sequence word first, from the turn after
+ *    the spin on (spin-policy.ts).
  * 5. **sleep**: count this waiter, read the sequence word, claim once more, then sleep
  *    on the sequence word for at most {@link SLEEP_MS} (so a party that dies while
  *    everyone sleeps is noticed; behind a claim in progress, which nobody signals, see
@@ -36,7 +37,7 @@ import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './sl
  * being reassembled will not continue). Only after a claim failed; never when one succeeded.
  */
 export const CLAIM_STOPPED = -4;
-import { NAP_MS, SpinPolicy, spinUntilChange } from './spin-policy.js';
+import { mayNap, NAP_MS, SpinPolicy, spinUntilChange } from './spin-policy.js';
 
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
 export const SLEEP_MS = 50;
@@ -224,27 +225,28 @@ export class Waits {
     const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
     const w = new WaitState();
     let pollUntil = 0;
+    /** This event-loop turn spun already. */
+    let spun = false;
     while (pos < 0) {
       if (stop !== undefined && pos !== CLAIM_CLOSED && stop()) return claimed(CLAIM_STOPPED);
       const now = performance.now();
       const left = this.#look(send, pos, deadline, now, w);
-      let nap = false;
       if (w.sleptAt === 0 && pollUntil === 0) {
         pollUntil = now + this.#asyncPollMs;
+        spun = true;
         if (this.#spin(policy, send, now, left)) {
           pos = this.#claim(send, w);
           continue;
         }
         policy.look(now);
-      } else {
-        nap = policy.contended(now);
       }
       if (w.sleptAt === 0 && now < pollUntil) {
-        // On oversubscribed CPUs a turn naps first (spin-policy.ts); not in the turn that spun.
-        if (nap) {
+        // On oversubscribed CPUs a turn naps first (spin-policy.ts), but not the turn that spun.
+        if (!spun && mayNap(policy, now)) {
           pos = this.#nap(send, w, Math.min(left, NAP_MS));
           if (pos >= 0 || pos === CLAIM_CLOSED) continue;
         }
+        spun = false;
         await nextTurn();
       } else {
         try {
@@ -414,7 +416,6 @@ export class Waits {
     const policy = this.#asyncSendSpin;
     const start = performance.now();
     const pollUntil = start + this.#asyncPollMs;
-    let nap = false;
     for (let turn = 0; ; turn++) {
       const now = performance.now();
       if (this.#handOver(pos, deadline, now, signal, w) === 'done') return;
@@ -423,8 +424,7 @@ export class Waits {
       if (now < pollUntil) {
         // On oversubscribed CPUs a turn naps first (spin-policy.ts), from the second on.
         if (turn === 0) policy.look(now);
-        else nap = policy.contended(now);
-        if (nap) {
+        else if (mayNap(policy, now)) {
           this.#counts.raise(SEND_WAITERS);
           try {
             const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
