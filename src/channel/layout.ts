@@ -256,6 +256,11 @@ export function slotState(phase: number, tag: number, pid: number): number {
   return (phase << 30) | ((tag & TAG_MASK) << TAG_SHIFT) | (pid & PID_MASK);
 }
 
+/** Signed distance between two lap tags, in [-128, 128). */
+export function tagDiff(a: number, b: number): number {
+  return (((a - b) & TAG_MASK) << 24) >> 24;
+}
+
 /** Byte offset of a message inside its slot. */
 export function dataOffset(payload: Payload): number {
   return payload === Payload.Variable ? SLOT_HEADER + LENGTH_BYTES : SLOT_HEADER;

@@ -31,7 +31,8 @@
 import { futexWake } from '../sync/futex.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { stepHook } from '../sync/steps.js';
-import { cycleOf, FREE, FULL, PID_MASK, POS_MASK, READING, SLOTS_OFFSET, slotState, TAG_MASK, TAG_SHIFT, TAIL_CLOSED, W, WRITING } from './layout.js';
+import { cycleOf, FREE, FULL, PID_MASK, POS_MASK, READING, SLOTS_OFFSET, slotState, TAG_MASK, TAG_SHIFT, tagDiff, TAIL_CLOSED, W, WRITING } from './layout.js';
+import { repairSlot } from './slot-repair.js';
 
 /** A claim found no free slot (send) or no message (receive). */
 export const CLAIM_FULL = -1;
@@ -65,11 +66,6 @@ const MAX_TRIES = 64;
 
 function step(name: ChannelStep): void {
   if (stepHook !== undefined) stepHook(name);
-}
-
-/** Signed distance between two lap tags, in [-128, 128). */
-function tagDiff(a: number, b: number): number {
-  return (((a - b) & TAG_MASK) << 24) >> 24;
 }
 
 /** The protocol over one mapped channel. One instance per handle; every field is fixed at construction. */
@@ -201,13 +197,13 @@ export class SlotProtocol {
     step('channel.send.copied');
     Atomics.store(this.w, this.slotWord(pos), this.fullWord(pos));
     step('channel.send.published');
-    this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
+    this.signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
   }
 
   /** Gives up the position `pos` claimed by this sender (tail moved past it): receivers skip it. */
   skip(pos: number): void {
     Atomics.store(this.w, this.slotWord(pos), slotState(FREE, this.tagOf(pos) + 1, 0));
-    this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+    this.signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
 
   // ---- receiving ----------------------------------------------------------------
@@ -272,7 +268,7 @@ export class SlotProtocol {
     step('channel.recv.copied');
     Atomics.store(this.w, this.slotWord(pos), slotState(FREE, this.tagOf(pos) + 1, 0));
     step('channel.recv.freed');
-    this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+    this.signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
   }
 
   /**
@@ -340,7 +336,7 @@ export class SlotProtocol {
     }
     step('channel.retract.tail');
     Atomics.store(w, sw, this.freeWord(pos));
-    this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+    this.signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
     return true;
   }
 
@@ -400,56 +396,15 @@ export class SlotProtocol {
     return 0;
   }
 
-  /**
-   * Takes over the slot a dead party held and leaves it usable. The decision depends
-   * only on the slot's phase and tag and on `tail` or `head`, so a repairer killed
-   * half-way is repaired the same way (it holds the slot in the dead party's phase):
-   * - WRITING, and `tail` not past its position: it died before its claim was proved:
-   *   FREE again for the same position (as if it never claimed);
-   * - WRITING, `tail` moved past it: a torn or never-written message: the position is
-   *   skipped (FREE for the next lap);
-   * - READING, `head` not past its position: it died before its claim was proved: FULL
-   *   again, for the next receiver;
-   * - READING, `head` moved past it: the message went with that reader: FREE for the
-   *   next lap.
-   */
+  /** Takes over the slot (state word `sw`) that the dead party of state `dead` held, and leaves it usable (slot-repair.ts). */
   repair(sw: number, dead: number): void {
-    const w = this.w;
-    const mine = ((dead & ~PID_MASK) | this.me) | 0;
-    if (Atomics.compareExchange(w, sw, dead, mine) !== dead) return; // someone else did
-    step('channel.repair.cas');
-    // Between the proof of death and this CAS, the slot may have been repaired by another
-    // and claimed again, the very same word, by a new process given the dead pid. Look
-    // again: a live holder gets its slot back (its next store overwrites it anyway).
-    if (processAlive(dead & PID_MASK)) {
-      Atomics.compareExchange(w, sw, mine, dead);
-      return;
-    }
-    const tag = (dead >>> TAG_SHIFT) & TAG_MASK;
-    const slot = ((sw << 2) - SLOTS_OFFSET) / this.stride;
-    const writer = dead >>> 30 === WRITING;
-    const at = Atomics.load(w, writer ? W.TAIL : W.HEAD) & POS_MASK;
-    // The position it claimed: the one of this slot and tag nearest to tail (head). Its
-    // claim was proved only if tail (head) moved past it; at it, or behind it (a claim
-    // that read a position 256 laps old), the slot goes back to what the claim found.
-    const base = at - (at % this.depth) + slot;
-    const pos = (base + tagDiff(tag, this.tagOf(base)) * this.depth + this.cycle) % this.cycle;
-    const passed = this.dist(at, pos);
-    const unproved = passed === 0 || passed > this.cycle / 2;
-    if (unproved && !writer) {
-      Atomics.store(w, sw, slotState(FULL, tag, 0));
-      this.#signal(W.NOT_EMPTY_SEQ, W.RECV_WAITERS);
-      return;
-    }
-    if (!writer && this.onReadLost !== undefined) this.onReadLost(SLOTS_OFFSET + slot * this.stride);
-    Atomics.store(w, sw, slotState(FREE, unproved ? tag : tag + 1, 0));
-    this.#signal(W.NOT_FULL_SEQ, W.SEND_WAITERS);
+    repairSlot(this, sw, dead);
   }
 
   // ---- waking -------------------------------------------------------------------
 
   /** Wakes sleepers of a sequence word, if any: no store and no system call when nobody sleeps. */
-  #signal(seq: number, waiters: number): void {
+  signal(seq: number, waiters: number): void {
     const w = this.w;
     if (Atomics.load(w, waiters) !== 0) {
       Atomics.add(w, seq, 1);

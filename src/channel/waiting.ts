@@ -23,7 +23,6 @@
  */
 import { AbortError, ChannelClosedError, ClosedWriteError, RegionUnmappedError, TimeoutError } from '../errors.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
-import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
 import { lookingAt, TryClock } from '../sync/try-clock.js';
@@ -31,16 +30,15 @@ import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
 import { BUSY_PHASE_BIT as BUSY, W } from './layout.js';
 import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './slot-protocol.js';
+import { mayNap, NAP_MS, SpinPolicy, spinUntilChange } from './spin-policy.js';
+import { SLEEP_MS, WaitState } from './wait-state.js';
 
 /**
  * What a claim with a `stop` test returns when the test said stop (chunks.ts: the message
  * being reassembled will not continue). Only after a claim failed; never when one succeeded.
  */
 export const CLAIM_STOPPED = -4;
-import { mayNap, NAP_MS, SpinPolicy, spinUntilChange } from './spin-policy.js';
 
-/** Longest single sleep, in ms: a waiter looks again at least this often. */
-export const SLEEP_MS = 50;
 /** Sync calls spin at most this long (ms) before sleeping. */
 const SYNC_SPIN_MAX = 2;
 /** Async calls hold the event loop at most this long (ms) spinning. */
@@ -61,53 +59,6 @@ function seqWordOf(send: boolean): number {
 }
 
 const isBlocked = (r: number): boolean => r === CLAIM_BLOCKED;
-
-/** One wait's bookkeeping. */
-class WaitState {
-  /** When the claim was first seen blocked by another party (0: not blocked). */
-  blockedSince = 0;
-  /** When the blocking party's liveness was last looked at (or the block began). */
-  lookedAt = 0;
-  /** The next claim looks at the liveness of whoever blocks it. */
-  look = false;
-  /** When the wait first slept (0: not yet). */
-  sleptAt = 0;
-  /** The sequence word as read before the last claim. */
-  seen = 0;
-  /** When the last full-length sleep (not one behind a claim in progress) began, or 0. */
-  longSleepAt = 0;
-
-  reset(): this {
-    this.blockedSince = 0;
-    this.lookedAt = 0;
-    this.look = false;
-    this.sleptAt = 0;
-    this.longSleepAt = 0;
-    return this;
-  }
-
-  /**
-   * The liveness clock, after an attempt that found `result` at `now`: blocked by
-   * another party for {@link LIVENESS_MS} since the block began or since the last look,
-   * the next claim looks at that party.
-   */
-  clock(result: number, now: number): void {
-    if (result !== CLAIM_BLOCKED) {
-      this.blockedSince = 0;
-    } else if (this.blockedSince === 0) {
-      this.blockedSince = this.lookedAt = now;
-    } else if (now - this.lookedAt >= LIVENESS_MS) {
-      this.lookedAt = now;
-      this.look = true;
-    }
-  }
-
-  /** How long the next sleep may last: behind a claim in progress it grows with the block (blocked-sleep.ts); otherwise {@link SLEEP_MS}. */
-  sleepMs(result: number, left: number, now: number): number {
-    if (result !== CLAIM_BLOCKED) return Math.min(left, SLEEP_MS);
-    return Math.min(left, blockedSleepMs(this.blockedSince === 0 ? 0 : now - this.blockedSince));
-  }
-}
 
 /** The waiting side of one channel handle. */
 export class Waits {
