@@ -9,7 +9,9 @@
 // - a C sender and a JS sender on one channel, a C receiver then JS receiving: every
 //   message whole, exactly once, never interleaved;
 // - a JS sender SIGKILLed half-way through a message: the C receiver gets nothing of it and
-//   the next message whole.
+//   the next message whole;
+// - the C repair of a first chunk whose receiver died past it records the message in
+//   droppedSerial (what tells an Unbuffered sender that nobody received it).
 // Skipped, with a message, only when no C compiler is installed.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -18,6 +20,7 @@ import { Channel, Region } from '../dist/index.js';
 import { cBlocks, compiler, compileSketch } from './fixtures/c-sketch.js';
 import { harness, settle, within } from './fixtures/channel-harness.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
+import { deadPid, READING, state } from './fixtures/slot-states.js';
 
 const FLAGS = ['-std=c11', '-Wall', '-Wextra', '-O2'];
 const AT = 4096;
@@ -169,6 +172,29 @@ if (compiler === undefined) {
     await ch.send(message(9, 0, 777), { timeout: 10_000 });
     const r = await receiver.result();
     assert.equal(r, { got: [[9, 0, 777]], end: 'count' }, 'the C receiver dropped A and received the next message');
+  });
+
+  test('the C repair of a first chunk whose receiver died past it records the message in droppedSerial; the next receiver drops the rest and gets the next message', async () => {
+    const shm = h.object(AT + 65536);
+    const ch = h.keep(new Channel.Buffered.Variable(shm, { depth: 2, capacity: 32, maxMessage: 64, offset: AT }));
+    ch.sendSync(Buffer.alloc(50, 5)); // two chunks: slots 0 and 1 FULL, tail at 2 (slot 0, next lap)
+    const bytes = Region.map(shm, AT, 512);
+    h.defer(() => bytes.unmap());
+    const mem = Buffer.from(bytes.bytes().buffer, bytes.bytes().byteOffset, 512);
+    const i32 = new Int32Array(mem.buffer, mem.byteOffset, 128);
+    const slot0 = 256;
+    assert.is(mem.readUInt32LE(slot0 + 8) >>> 30, 1, 'slot 0 holds a first chunk of several (MORE)');
+    const serial = mem.readUInt32LE(slot0 + 16);
+    assert.ok(serial !== 0);
+    // A receiver killed after moving head past the first chunk, before it recorded the message.
+    Atomics.store(i32, slot0 / 4, state(READING, 0, await deadPid()));
+    Atomics.store(i32, 128 / 4, 1);
+    assert.is(Atomics.load(i32, 240 / 4), 0, 'droppedSerial not set yet');
+    const r = await c('send', shm.name, AT, 7, 12).result(); // claims slot 0 once it proves the receiver dead
+    assert.equal(r, { sent: 1, end: 'ok' });
+    assert.is(Atomics.load(i32, 240 / 4) >>> 0, serial, 'the repair recorded the lost message');
+    const got = ch.recvSync({ timeout: 5000 });
+    assert.equal(check(got), [7, 0, 12], 'the remaining chunk was dropped; the C message came whole');
   });
 }
 
