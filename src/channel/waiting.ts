@@ -194,7 +194,7 @@ export class Waits {
       if (w.sleptAt === 0 && now < pollUntil) {
         // On oversubscribed CPUs a turn naps first (spin-policy.ts), but not the turn that spun.
         if (!spun && mayNap(policy, now)) {
-          pos = this.#nap(send, w, Math.min(left, NAP_MS));
+          pos = this.#nap(send, w, now, Math.min(left, NAP_MS));
           if (pos >= 0 || pos === CLAIM_CLOSED) continue;
         }
         spun = false;
@@ -258,13 +258,14 @@ export class Waits {
   /**
    * Step 5's first half: count this waiter, read the sequence word, claim once more.
    * The caller lowers the count after its sleep (or at once if this claim settled it).
+   * `nap`: for a nap between two event-loop turns, which does not count as the wait's sleep.
    */
-  #countAndClaim(send: boolean, w: WaitState, now: number): number {
+  #countAndClaim(send: boolean, w: WaitState, now: number, nap = false): number {
     this.#counts.raise(send ? SEND_WAITERS : RECV_WAITERS);
     w.seen = Atomics.load(this.#p.w, seqWordOf(send));
     const pos = this.#claim(send, w);
     if (pos === CLAIM_FULL || pos === CLAIM_BLOCKED) {
-      if (w.sleptAt === 0) w.sleptAt = now;
+      if (w.sleptAt === 0 && !nap) w.sleptAt = now; // a nap does not end the polling
       if (stepHook !== undefined) stepHook('channel.wait.sleep');
     }
     return pos;
@@ -275,14 +276,11 @@ export class Waits {
    * sequence word, claim once more, sleep on the word for at most `ms`, uncount, claim.
    * Returns the last claim's result.
    */
-  #nap(send: boolean, w: WaitState, ms: number): number {
-    this.#counts.raise(send ? SEND_WAITERS : RECV_WAITERS);
+  #nap(send: boolean, w: WaitState, now: number, ms: number): number {
     try {
-      const seen = Atomics.load(this.#p.w, seqWordOf(send));
-      const pos = this.#claim(send, w);
+      const pos = this.#countAndClaim(send, w, now, true);
       if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) return pos;
-      if (stepHook !== undefined) stepHook('channel.wait.sleep');
-      futexWait(this.#p.base + seqWordOf(send) * 4, seen, ms);
+      futexWait(this.#p.base + seqWordOf(send) * 4, w.seen, ms);
     } finally {
       this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
     }
