@@ -167,12 +167,21 @@ export class Waits {
   /**
    * Async claim: calls `claimed(pos)` in the same tick as the claim (nothing, not even
    * release(), comes between a claimed slot and its copy). Never blocks the event loop
-   * longer than one async spin.
+   * longer than one async spin. Not an async function: a claim that succeeds at once
+   * resolves without an async function's frame and its extra microtask ticks.
    */
-  async acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean): Promise<T> {
-    checkAborted(signal);
-    let pos = send ? this.#p.claimSend() : this.#p.claimRecv();
-    if (pos >= 0) return claimed(pos);
+  acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean): Promise<T> {
+    try {
+      checkAborted(signal);
+      const pos = send ? this.#p.claimSend() : this.#p.claimRecv();
+      if (pos >= 0) return Promise.resolve(claimed(pos));
+      return this.#acquireAsyncSlow(send, deadline, signal, claimed, stop, pos);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  async #acquireAsyncSlow<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop: (() => boolean) | undefined, pos: number): Promise<T> {
     const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
     const w = new WaitState();
     let pollUntil = 0;
@@ -298,8 +307,12 @@ export class Waits {
     }
   }
 
-  async receiveAsync<T>(rendezvous: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
-    if (!rendezvous) return this.acquireAsync(false, deadline, signal, claimed);
+  /** Async receive; an Unbuffered one counts itself in `recvActive` while it waits (see {@link Waits.receiveSync}). */
+  receiveAsync<T>(rendezvous: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
+    return rendezvous ? this.#receiveActive(deadline, signal, claimed) : this.acquireAsync(false, deadline, signal, claimed);
+  }
+
+  async #receiveActive<T>(deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
     this.#counts.raise(RECV_ACTIVE);
     try {
       return await this.acquireAsync(false, deadline, signal, claimed);
