@@ -67,4 +67,22 @@ test('copyOut: reused, fresh and non-byte targets at every offset get exactly th
   }
 });
 
+test('a length-tracking view of a resizable buffer, reused after a resize, is copied in full', () => {
+  const { u8, i32 } = memory();
+  for (const [from, to] of [[8, 16], [8, 4], [16, 40]]) {
+    const rab = new ArrayBuffer(from, { maxByteLength: 64 });
+    const v = new Uint8Array(rab);
+    const inCache = new ViewCache();
+    const outCache = new ViewCache();
+    for (let i = 0; i < 2; i++) { copyIn(i32, u8, 0, v, inCache); copyOut(i32, u8, 0, from, v, outCache); }
+    rab.resize(to);
+    v.set(pattern(to, 0, 3));
+    copyIn(i32, u8, 0, v, inCache);
+    assert.equal([...u8.subarray(0, to)], [...v], `in, ${from} -> ${to}`);
+    v.fill(0);
+    copyOut(i32, u8, 0, to, v, outCache);
+    assert.equal([...v], [...u8.subarray(0, to)], `out, ${from} -> ${to}`);
+  }
+});
+
 test.run();

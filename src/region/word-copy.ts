@@ -34,15 +34,18 @@ export class ViewCache {
   #bytes: ArrayBufferView | null = null;
   #view: DataView<ArrayBufferLike> | null = null;
   #last: ArrayBufferView | null = null;
+  /** The byte length the view was made for: a length-tracking view of a resizable buffer changes it. */
+  #length = 0;
 
   /** The view over `bytes`, or null when `bytes` was not also the previous call's buffer. */
   of(bytes: ArrayBufferView): DataView<ArrayBufferLike> | null {
-    if (bytes === this.#bytes) return this.#view;
-    if (bytes !== this.#last) {
+    if (bytes === this.#bytes && bytes.byteLength === this.#length) return this.#view;
+    if (bytes !== this.#last && bytes !== this.#bytes) {
       this.#last = bytes;
       return null;
     }
     this.#bytes = bytes;
+    this.#length = bytes.byteLength;
     this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     return this.#view;
   }
