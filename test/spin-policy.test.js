@@ -52,15 +52,20 @@ test('budget: oversubscribed CPUs cap the spin at the first look, and failed spi
   assert.is(p.budget(100 + CONTENDED_MS, 10), 2, 'failures on a quiet machine do not count');
 });
 
-test('naps: only while the CPUs were seen oversubscribed, and one per event-loop turn in a thread however many waits are pending', async () => {
+test('naps: only while the CPUs were seen oversubscribed and spins kept failing there, and one per event-loop turn in a thread however many waits are pending', async () => {
   const quiet = new SpinPolicy(0.05, 0.002);
   assert.is(mayNap(quiet, 100), false, 'no nap while nothing said the CPUs are oversubscribed');
   const p = new SpinPolicy(0.05, 0.002);
   const now = performance.now();
   p.oversubscribed(now);
+  assert.is(mayNap(p, now), false, 'no nap while spins pay');
+  for (let i = 0; i < FAILS_TO_STOP; i++) p.failed(now);
   assert.is(mayNap(p, now), true);
   assert.is(mayNap(p, now), false, 'a second wait in the same turn does not nap');
-  assert.is(mayNap(new SpinPolicy(0.05, 0.002), now), false, 'nor does one of another channel');
+  const other = new SpinPolicy(0.05, 0.002);
+  other.oversubscribed(now);
+  for (let i = 0; i < FAILS_TO_STOP; i++) other.failed(now);
+  assert.is(mayNap(other, now), false, 'nor does one of another channel');
   await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
   assert.is(mayNap(p, now), true, 'the next turn may nap again');

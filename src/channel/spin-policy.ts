@@ -25,8 +25,8 @@
  * Async waits spin at most 50 µs (they hold the event loop), too short to reach the first
  * look, so one that gave up looks at the run queue then ({@link SpinPolicy.look}), and
  * polls event-loop turns (waiting.ts). On CPUs that are not oversubscribed a poll turn
- * just claims again. On oversubscribed ones, from the turn after the spin on, it first
- * naps: it sleeps on the futex word for {@link NAP_MS} (plus the kernel's timer slack)
+ * just claims again. On oversubscribed ones where spins keep failing, from the turn
+ * after the spin on, it first naps: it sleeps on the futex word for {@link NAP_MS} (plus the kernel's timer slack)
  * unless woken sooner, one nap per event-loop turn in a thread ({@link mayNap}). A poll that
  * only claims keeps its process runnable, and when the peer is queued for the same CPU
  * the peer runs only when the poller's time slice ends: with two busy loops per CPU, one
@@ -77,11 +77,14 @@ const turnEnded = (): void => {
 
 /**
  * Whether an async wait may nap now: the CPUs were seen oversubscribed lately (by
- * `policy`), and no other wait of this thread napped in this event-loop turn. However
- * many async waits are pending, a turn holds the event loop for one nap at most.
+ * `policy`) and its spins kept failing there ({@link SpinPolicy.failing}: a run queue
+ * that only looks busy, such as V8's compiler threads in a new process, does not make a
+ * pair whose spins pay nap), and no other wait of this thread napped in this event-loop
+ * turn. However many async waits are pending, a turn holds the event loop for one nap
+ * at most.
  */
 export function mayNap(policy: SpinPolicy, now: number): boolean {
-  if (nappedThisTurn || !policy.contended(now)) return false;
+  if (nappedThisTurn || !policy.contended(now) || !policy.failing()) return false;
   nappedThisTurn = true;
   setImmediate(turnEnded);
   return true;
@@ -157,6 +160,11 @@ export class SpinPolicy {
   look(now: number): boolean {
     if (cpusOversubscribed()) this.oversubscribed(now);
     return this.contended(now);
+  }
+
+  /** Spins kept failing on oversubscribed CPUs lately ({@link FAILS_TO_STOP} in a row). */
+  failing(): boolean {
+    return this.#fails >= FAILS_TO_STOP;
   }
 
   /** `true` while the CPUs were recently seen oversubscribed. */
