@@ -59,6 +59,9 @@ test('naps: only while the CPUs were seen oversubscribed and spins kept failing 
   const now = performance.now();
   p.oversubscribed(now);
   assert.is(mayNap(p, now), false, 'no nap while spins pay');
+  assert.is(mayNap(p, now, false), true, 'except for a wait that never spins');
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
   for (let i = 0; i < FAILS_TO_STOP; i++) p.failed(now);
   assert.is(mayNap(p, now), true);
   assert.is(mayNap(p, now), false, 'a second wait in the same turn does not nap');
@@ -103,10 +106,10 @@ test('the run queue: a count on Linux, and more runnable threads than CPUs is se
 
 const taskset = linux && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
-/** Runs fixtures/pinned-pingpong.js on CPU 0 alone: ms for `n` round trips of `mode` ('sync' or 'async'). */
-async function pinnedPingPong(n, mode) {
+/** Runs fixtures/pinned-pingpong.js on CPU 0 alone: ms for `n` round trips of `mode` ('sync' or 'async') on channels of `kind`. */
+async function pinnedPingPong(n, mode, kind = 'SingleBuffered') {
   const fixture = new URL('./fixtures/pinned-pingpong.js', import.meta.url).pathname;
-  const child = spawn('taskset', ['-c', '0', process.execPath, fixture, String(n), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn('taskset', ['-c', '0', process.execPath, fixture, String(n), mode, kind], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -143,6 +146,10 @@ test('async: two processes pinned to one CPU ping-pong without polling away each
   // Napping on the futex word between turns, 155–245 µs (78–123 ms).
   const ms = await pinnedPingPong(500, 'async');
   assert.ok(ms < 700, `500 async round trips on one CPU took ${ms.toFixed(0)} ms`);
+  // Unbuffered: the sender also waits for its message to be taken (4.7 ms per round trip
+  // when that wait only polled; 0.4 ms napping).
+  const unbuffered = await pinnedPingPong(300, 'async', 'Unbuffered');
+  assert.ok(unbuffered < 700, `300 async Unbuffered round trips on one CPU took ${unbuffered.toFixed(0)} ms`);
 });
 
 test.run();

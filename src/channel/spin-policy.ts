@@ -81,10 +81,11 @@ const turnEnded = (): void => {
  * that only looks busy, such as V8's compiler threads in a new process, does not make a
  * pair whose spins pay nap), and no other wait of this thread napped in this event-loop
  * turn. However many async waits are pending, a turn holds the event loop for one nap
- * at most.
+ * at most. `spins`: false for a wait that never spins (the Unbuffered hand-over), which
+ * the run queue alone decides for.
  */
-export function mayNap(policy: SpinPolicy, now: number): boolean {
-  if (nappedThisTurn || !policy.contended(now) || !policy.failing()) return false;
+export function mayNap(policy: SpinPolicy, now: number, spins = true): boolean {
+  if (nappedThisTurn || !policy.contended(now) || (spins && !policy.failing())) return false;
   nappedThisTurn = true;
   setImmediate(turnEnded);
   return true;

@@ -386,7 +386,7 @@ export class Waits {
       if (now < pollUntil) {
         // On oversubscribed CPUs a turn naps first (spin-policy.ts), from the second on.
         if (turn === 0) policy.look(now);
-        else if (mayNap(policy, now)) {
+        else if (mayNap(policy, now, false)) {
           this.#counts.raise(SEND_WAITERS);
           try {
             const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
