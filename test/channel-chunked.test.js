@@ -32,7 +32,7 @@ import {
   Watch,
 } from '../dist/index.js';
 import { H, W } from '../dist/channel/layout.js';
-import { harness, rejects, settle, throws, within } from './fixtures/channel-harness.js';
+import { harness, rejects, settle, throws, until, within } from './fixtures/channel-harness.js';
 import { Gate, GATE_BYTES } from './fixtures/step-gate.js';
 import { big, CHANNEL_AT, drain, KINDS, MAX_MESSAGE, noWedge, tagOf } from './fixtures/chunk-kinds.js';
 
@@ -396,9 +396,12 @@ it('release() with a send and a receive pending half-way lets go of both locks: 
   // A receive waiting for the rest of a message (its sender stopped half-way), released.
   const gate = gateAt(shm);
   const two = KINDS[2].make(shm);
+  const before = other.stats().received;
   const receiving = settle(two.recv());
   const c = h.start('chunk-party', 'send', { offset: CHANNEL_AT, gateOffset: 0, step: 'channel.chunk.send.between', nth: 2, tag: 'C', size: 5000 }, { shm, timeoutMs: 20_000 });
   await gate.reached({ peer: c });
+  // C stopped after its second chunk; the receive has taken both (its wake-up may come later than the pause).
+  await until(() => other.stats().received - before >= 2, { timeoutMs: 5000, what: 'the receive taking C\'s first two chunks', peers: [c] });
   two.release();
   assert.ok((await receiving).error instanceof RegionUnmappedError, 'the pending receive ends');
   gate.release();
