@@ -26,9 +26,9 @@
  * look, so one that gave up looks at the run queue then ({@link SpinPolicy.look}), and
  * polls event-loop turns (waiting.ts). On CPUs that are not oversubscribed a poll turn
  * just claims again. On oversubscribed ones where spins keep failing, from the turn
- * after the spin on, it first naps: it sleeps on the futex word for {@link NAP_MS} (plus the kernel's timer slack)
- * unless woken sooner, one nap per event-loop turn in a thread ({@link mayNap}). A poll that
- * only claims keeps its process runnable, and when the peer is queued for the same CPU
+ * after the spin on, it first naps: it sleeps on the futex word for {@link NAP_MS} (plus
+ * the kernel's timer slack) unless woken sooner, one nap per event-loop turn in a thread
+ * ({@link mayNap}). A poll that only claims keeps its process runnable, and when the peer is queued for the same CPU
  * the peer runs only when the poller's time slice ends: with two busy loops per CPU, one
  * run in three held async round trips at 3–7 ms. A nap hands the CPU to the peer, whose
  * publish wakes the napper directly: 50–90 µs per round trip in those runs, 5–20 µs in
@@ -90,6 +90,7 @@ export function mayNap(policy: SpinPolicy, now: number, spins = true): boolean {
   setImmediate(turnEnded);
   return true;
 }
+
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 64;
 /** Loads between two looks at the position and closed words while spinning. */
@@ -154,13 +155,9 @@ export class SpinPolicy {
     this.#contendedUntil = now + CONTENDED_MS;
   }
 
-  /**
-   * An async spin, too short to look at the run queue itself, gave up at `now`: look at
-   * it now (about a microsecond). Returns {@link SpinPolicy.contended}.
-   */
-  look(now: number): boolean {
+  /** An async spin, too short to look at the run queue itself, gave up at `now`: look at it now (about a microsecond). */
+  look(now: number): void {
     if (cpusOversubscribed()) this.oversubscribed(now);
-    return this.contended(now);
   }
 
   /** Spins kept failing on oversubscribed CPUs lately ({@link FAILS_TO_STOP} in a row). */

@@ -283,8 +283,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
         if (encoding !== undefined) value = this.#buf.toString(encoding, at + BUF_DATA, at + BUF_DATA + length);
         else {
           value = Buffer.allocUnsafe(length);
-          // One native copy: a new Buffer each time would cost a DataView in #copyOut.
-          this.#buf.copy(value, 0, at + BUF_DATA, at + BUF_DATA + length);
+          this.#copyOut(at + BUF_DATA, length, value);
         }
       }
       Atomics.add(fence, 0, 0);
