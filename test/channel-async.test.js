@@ -354,4 +354,31 @@ for (const [what, change] of [
   });
 }
 
+// ---- a receive target that changes while the receive waits -------------------------
+
+for (const [what, change] of [
+  ['shrunk (a length-tracking view over a resizable ArrayBuffer)', (ab) => ab.resize(4)],
+  ['transferred (its buffer detached)', (ab) => structuredClone(ab, { transfer: [ab] })],
+]) {
+  test(`recvInto(): a target ${what} while the receive waits gets an InvalidArgumentError, nothing is written past it, and the channel goes on`, async () => {
+    const shm = h.object();
+    const ch = h.keep(new Channel.Buffered.Variable(shm, { depth: 2, capacity: 16 }));
+    const ab = new ArrayBuffer(16, { maxByteLength: 64 });
+    const target = new Uint8Array(ab);
+    // Twice first, so that the copy would go through the target's cached words.
+    for (const m of ['one', 'two']) {
+      ch.sendSync(m);
+      assert.is(await ch.recvInto(target), 3);
+    }
+    const pending = ch.recvInto(target).then((n) => n, (err) => err);
+    change(ab);
+    ch.sendSync('a message of 12');
+    const outcome = await within(5000, pending, 'the waiting receive');
+    assert.instance(outcome, InvalidArgumentError, `the receive ${typeof outcome === 'number' ? `returned ${outcome}` : `failed with ${outcome}`}`);
+    assert.match(outcome.message, /target changed to \d+ bytes .* 15-byte message .* dropped/);
+    ch.sendSync('next');
+    assert.is(await within(2000, ch.recv({ encoding: 'utf8' })), 'next');
+  });
+}
+
 test.run();

@@ -61,8 +61,24 @@ test('copyOut: reused, fresh and non-byte targets at every offset get exactly th
     }
     if (length % 4 === 0) {
       const words = new Int32Array(length / 4);
-      copyOut(i32, u8, 512, length, words, cache);
-      assert.equal([...new Uint8Array(words.buffer)], want, `an Int32Array target, length ${length}`);
+      for (let round = 0; round < 3; round++) {
+        words.fill(-1);
+        copyOut(i32, u8, 512, length, words, cache);
+        assert.equal([...new Uint8Array(words.buffer)], want, `an Int32Array target, length ${length}, round ${round}`);
+      }
+    }
+    const dv = new DataView(new ArrayBuffer(length + 4));
+    for (let round = 0; round < 2; round++) {
+      copyOut(i32, u8, 512, length, dv, cache);
+      assert.equal([...new Uint8Array(dv.buffer, 0, length)], want, `a DataView target, length ${length}, round ${round}`);
+    }
+    // A target reused at an odd offset (no words) and subarrays of one buffer taking turns.
+    const big = new Uint8Array(length + 8).fill(0xcc);
+    for (const t of [big.subarray(1, 1 + length), big.subarray(1, 1 + length), big.subarray(4, 4 + length), big.subarray(4, 4 + length)]) {
+      big.fill(0xcc);
+      copyOut(i32, u8, 512, length, t, cache);
+      assert.equal([...t], want, `a subarray at ${t.byteOffset}, length ${length}`);
+      assert.is(big[t.byteOffset + length], 0xcc, 'nothing after');
     }
   }
 });
@@ -83,6 +99,20 @@ test('a length-tracking view of a resizable buffer, reused after a resize, is co
     copyOut(i32, u8, 0, to, v, outCache);
     assert.equal([...v], [...u8.subarray(0, to)], `out, ${from} -> ${to}`);
   }
+});
+
+test('a reused view whose buffer was transferred copies nothing and throws nothing', () => {
+  const { u8, i32 } = memory();
+  const inCache = new ViewCache();
+  const outCache = new ViewCache();
+  const v = new Uint8Array(64).fill(5);
+  for (let i = 0; i < 2; i++) { copyIn(i32, u8, 0, v, inCache); copyOut(i32, u8, 0, 64, v, outCache); }
+  structuredClone(v.buffer, { transfer: [v.buffer] });
+  assert.is(v.length, 0);
+  u8.fill(9);
+  copyIn(i32, u8, 0, v, inCache); // nothing to copy
+  copyOut(i32, u8, 0, 0, v, outCache);
+  assert.is(u8[0], 9, 'nothing copied in');
 });
 
 test.run();

@@ -13,7 +13,7 @@ import { CHANNEL_COUNTS, SharedCounts } from './counts.js';
 import { Kind, kindName, SLOTS_OFFSET, W, type HeaderInfo } from './layout.js';
 import { statsOf, type ChannelStats } from './stats.js';
 import { Chunks } from './chunks.js';
-import { Payloads, type Message } from './payload.js';
+import { Payloads, targetChanged, type Message } from './payload.js';
 import { gemShape, withMaxMessage } from './shapes.js';
 import { CLAIM_CLOSED, SlotProtocol } from './slot-protocol.js';
 import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } from './structure.js';
@@ -418,6 +418,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     try {
       const length = this.#payloads.length(at, pos % this.protocol.depth);
       if (target === null) return this.#payloads.read(at, length, encoding);
+      if (target.length < length) throw targetChanged(target, length, 'the message is dropped');
       this.#payloads.copyOut(at, length, target);
       return length;
     } finally {

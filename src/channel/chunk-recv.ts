@@ -5,11 +5,12 @@
  * died or gave up half-way.
  * @internal
  */
-import { AbortError, DeadlockError, InvalidArgumentError, LayoutError, OutOfRangeError, TimeoutError } from '../errors.js';
+import { AbortError, DeadlockError, LayoutError, OutOfRangeError, TimeoutError } from '../errors.js';
 import { LIVENESS_MS, processAlive } from '../sync/liveness.js';
 import { lockPid, TIMED_OUT } from '../sync/robust-lock.js';
 import { hold, heldByThisThread, step, type ChunkContext } from './chunk-context.js';
 import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
+import { targetChanged } from './payload.js';
 import { CLAIM_STOPPED } from './waiting.js';
 
 /** A message being reassembled. */
@@ -322,7 +323,7 @@ export class ChunkReceiver {
   #copy(pos: number, at: number, skip: number, n: number, r: Assembly, into: number): void {
     try {
       if (r.target !== null && into + n > r.target.length) {
-        throw new InvalidArgumentError(`the target changed to ${r.target.length} bytes (its buffer was resized, transferred or detached) while the receive of a ${r.total}-byte message waited; the message is dropped`);
+        throw targetChanged(r.target, r.total, 'the message is dropped');
       }
       this.#c.payloads.copyChunk(at, skip, n, r.out!, into);
     } catch (err) {

@@ -7,9 +7,17 @@
  */
 import { InvalidArgumentError, LayoutError, OutOfRangeError, PayloadTooLargeError } from '../errors.js';
 import { describe } from '../validate.js';
-import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
+import { byteLengthOf, copyIn, copyOut, ViewCache } from '../region/word-copy.js';
 import { CHUNK_LENGTH_MASK, CHUNK_MORE, CHUNK_PREFIX, dataOffset, Payload, SLOT_HEADER } from './layout.js';
 
+
+/**
+ * The error of a receive whose target became shorter than the message while it waited
+ * (its buffer resized, transferred or detached); `outcome` says what became of the message.
+ */
+export function targetChanged(target: Uint8Array, length: number, outcome: string): InvalidArgumentError {
+  return new InvalidArgumentError(`the target changed to ${target.length} bytes (its buffer was resized, transferred or detached) while the receive of a ${length}-byte message waited; ${outcome}`);
+}
 
 /** A message accepted by `send`: a string (sent as UTF-8) or any view of bytes. */
 export type Message = string | ArrayBufferView;
@@ -52,7 +60,8 @@ export class Payloads {
       throw new PayloadTooLargeError(`a ${this.#kind} channel carries no data; send() takes no message`);
     }
     let length: number;
-    if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
+    if (data instanceof Uint8Array) length = data.length;
+    else if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
     else if (ArrayBuffer.isView(data)) length = data.byteLength;
     else throw new InvalidArgumentError(`a message must be a string or an ArrayBufferView (Buffer, Uint8Array, ...), got ${describe(data)}`);
     if (length > this.#limit) {
@@ -75,11 +84,11 @@ export class Payloads {
     if (typeof data === 'string') {
       length = this.#buf.write(data, start, this.#width, 'utf8');
     } else {
-      if (data!.byteLength !== checked) {
-        throw new InvalidArgumentError(`the message changed from ${checked} to ${data!.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
+      if (byteLengthOf(data!) !== checked) {
+        throw new InvalidArgumentError(`the message changed from ${checked} to ${byteLengthOf(data!)} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
       }
       const src = data instanceof Uint8Array ? data : new Uint8Array(data!.buffer, data!.byteOffset, data!.byteLength);
-      length = src.length;
+      length = checked;
       copyIn(this.#i32, this.#u8, start, src, this.#source); // the message's place is 4-byte aligned
     }
     if (this.#payload === Payload.Variable) this.#dv.setUint32(at + SLOT_HEADER, length, true);
