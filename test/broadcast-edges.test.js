@@ -231,4 +231,24 @@ test('one overrun, one LaggedError: the lag moves the cursor past a slot already
   assert.equal(r.lags, [2], `one LaggedError for the one overrun (got ${JSON.stringify(r.lags)})`);
 });
 
+// A receive whose target shrinks or goes away while it waits fails with a clear error,
+// copies nothing past the target, and leaves the message for the next receive.
+test('recvInto(): a target transferred while the receive waits gets an InvalidArgumentError; the message stays for the next receive', async () => {
+  const { bc } = setup();
+  const mine = bc.subscribe();
+  const ab = new ArrayBuffer(CAPACITY);
+  const target = new Uint8Array(ab);
+  for (let i = 0; i < 2; i++) {
+    bc.publishSync(msg(1, i));
+    assert.is(await mine.recvInto(target), msg(1, i).length);
+  }
+  const pending = mine.recvInto(target).then((n) => n, (err) => err);
+  structuredClone(ab, { transfer: [ab] });
+  bc.publishSync(msg(1, 2));
+  const outcome = await pending;
+  assert.is(outcome?.code, 'ERR_SHM_INVALID_ARGUMENT', `the receive ${typeof outcome === 'number' ? `returned ${outcome}` : `failed with ${outcome}`}`);
+  assert.match(outcome.message, /target changed to 0 bytes .* stays for the next receive/);
+  assert.is(checkValue(mine.recvSync({ timeout: 1000 })), (1 << 20) | 2);
+});
+
 test.run();

@@ -107,35 +107,48 @@ for (const step of PUBLISH_STEPS) {
   }
 }
 
+/**
+ * A subscriber (an async one with `async`) stopped at `step` while publishers lap it, then
+ * let go on. `late`: the first message is published only once the receive sleeps.
+ */
+async function lappedWhileStopped(step, async, late = false) {
+  const { shm, bc, gates: [gate] } = setup();
+  const entry = step === 'broadcast.subscribe.entry';
+  if (!entry && !late) bc.publishSync(msg(1, 0)); // something to receive (or, for wait.sleep, nothing)
+  const c = party(shm, 'subscriber', { from: 'oldest', count: 20, until: 'timeout', timeout: 1500, step, async });
+  // It sleeps only when nothing is there: it receives the first message, then stops.
+  if (!entry) await c.message('ready');
+  if (late) {
+    await until(() => bc.stats().waiting.subscribers > 0, { what: 'the receive to sleep' });
+    bc.publishSync(msg(1, 0));
+  }
+  await gate.reached({ peer: c });
+  // Readers never hold publishers up (no back-pressure): a whole ring and more goes by.
+  const t0 = performance.now();
+  for (let i = 1; i <= 9; i++) bc.publishSync(msg(1, i));
+  assert.ok(performance.now() - t0 < 500, 'publishes never wait for a stopped subscriber');
+  gate.release();
+  const r = await c.result();
+  assert.ok(r.ok, JSON.stringify(r));
+  assert.is(r.torn, 0, 'never a torn message');
+  const seqs = r.got.map((n) => n & 0xfffff);
+  for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `in order, once: ${seqs}`);
+  assert.is(r.missed, r.lags.reduce((x, y) => x + y, 0));
+  // Every position from where it started to the end: received, missed or never written.
+  const end = bc.published;
+  assert.ok(r.got.length + r.missed <= end, JSON.stringify(r));
+  assert.ok(seqs.at(-1) === 9, `it got the newest message (${seqs})`);
+  if (step === 'broadcast.recv.seq' || step === 'broadcast.recv.copied') assert.ok(r.missed > 0, 'a copy overwritten while stopped is reported as a lag');
+}
+
+// An async receive whose copy was overwritten starts its wait over (broadcast/waiting.ts).
+for (const step of ['broadcast.recv.seq', 'broadcast.recv.copied', 'broadcast.wait.sleep']) {
+  test(`an async subscriber stopped at ${step} while publishers lap it, then let go on: a lag, never a torn message`, () => lappedWhileStopped(step, true));
+}
+test('an async subscriber woken from its sleep, stopped at broadcast.recv.copied while publishers lap it: a lag, never a torn message', () => lappedWhileStopped('broadcast.recv.copied', true, true));
+
 for (const step of [...RECV_STEPS, 'broadcast.subscribe.entry', 'broadcast.wait.sleep']) {
-  test(`a subscriber stopped at ${step} while publishers lap it, then let go on: a lag, never a torn message`, async () => {
-    const { shm, bc, gates: [gate] } = setup();
-    const entry = step === 'broadcast.subscribe.entry';
-    const sleeping = step === 'broadcast.wait.sleep';
-    if (!entry) bc.publishSync(msg(1, 0)); // something to receive (or, for wait.sleep, nothing)
-    const c = party(shm, 'subscriber', { from: 'oldest', count: 20, until: 'timeout', timeout: 1500, step: entry || sleeping ? step : step });
-    if (sleeping) {
-      // It sleeps only when nothing is there: receive the first message, then stop.
-      await c.message('ready');
-    } else if (!entry) await c.message('ready');
-    await gate.reached({ peer: c });
-    // Readers never hold publishers up (no back-pressure): a whole ring and more goes by.
-    const t0 = performance.now();
-    for (let i = 1; i <= 9; i++) bc.publishSync(msg(1, i));
-    assert.ok(performance.now() - t0 < 500, 'publishes never wait for a stopped subscriber');
-    gate.release();
-    const r = await c.result();
-    assert.ok(r.ok, JSON.stringify(r));
-    assert.is(r.torn, 0, 'never a torn message');
-    const seqs = r.got.map((n) => n & 0xfffff);
-    for (let i = 1; i < seqs.length; i++) assert.ok(seqs[i] > seqs[i - 1], `in order, once: ${seqs}`);
-    assert.is(r.missed, r.lags.reduce((x, y) => x + y, 0));
-    // Every position from where it started to the end: received, missed or never written.
-    const end = bc.published;
-    assert.ok(r.got.length + r.missed <= end, JSON.stringify(r));
-    assert.ok(seqs.at(-1) === 9, `it got the newest message (${seqs})`);
-    if (step === 'broadcast.recv.seq' || step === 'broadcast.recv.copied') assert.ok(r.missed > 0, 'a copy overwritten while stopped is reported as a lag');
-  });
+  test(`a subscriber stopped at ${step} while publishers lap it, then let go on: a lag, never a torn message`, () => lappedWhileStopped(step, false));
 
   test(`a subscriber stopped at ${step}, then killed: back-pressured publishers go on within 2 s`, async () => {
     const { shm, bc, gates: [gate] } = setup({ backpressure: true });

@@ -324,12 +324,16 @@ export class Broadcast implements Disposable {
    * Publishes without blocking the event loop (it only waits with back-pressure).
    * Rejects with {@link ClosedWriteError}, {@link PayloadTooLargeError}, {@link TimeoutError} or {@link AbortError}; in the last three cases nothing was published.
    */
-  async publish(data: Message, options?: PublishOptions): Promise<void> {
-    this.#words();
-    this.#ctx.payloads.check(data);
-    const opts = options === undefined ? NO_OPTIONS : checkOptions<PublishOptions>('options', options, ['timeout', 'signal']);
-    const deadline = deadlineOf(opts.timeout);
-    await this.#waits.async(SEND_SIDE, this.#claim, deadline, opts.signal, this.#closedError, 'publish', () => this.#fill(data));
+  publish(data: Message, options?: PublishOptions): Promise<void> {
+    try {
+      this.#words();
+      this.#ctx.payloads.check(data);
+      const opts = options === undefined ? NO_OPTIONS : checkOptions<PublishOptions>('options', options, ['timeout', 'signal']);
+      const deadline = deadlineOf(opts.timeout);
+      return this.#waits.async(SEND_SIDE, this.#claim, deadline, opts.signal, this.#closedError, 'publish', () => this.#fill(data));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**

@@ -6,14 +6,14 @@
 import { setMaxListeners } from 'node:events';
 import { ChannelClosedError, LaggedError, LayoutError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import { SharedCounts } from '../channel/counts.js';
-import type { Payloads } from '../channel/payload.js';
+import { targetChanged, type Payloads } from '../channel/payload.js';
 import type { Region } from '../region/region.js';
 import { PID, processAlive } from '../sync/liveness.js';
 import { checkEncoding, checkOptions, deadlineOf } from '../validate.js';
 import { ABANDONED_LENGTH, BW, ENTRY_CURSOR, ENTRY_PID, publishedSeq, SLOT_DATA } from './layout.js';
 import { BLOCKED, LAGGED, OK, RingProtocol, step } from './protocol.js';
 import { TryClock } from '../sync/try-clock.js';
-import { BROADCAST_COUNTS, RECV_SIDE, RingWaits } from './waiting.js';
+import { AGAIN, BROADCAST_COUNTS, RECV_SIDE, RingWaits } from './waiting.js';
 
 /** Options of a receive. */
 export interface BroadcastRecvOptions {
@@ -44,8 +44,6 @@ export interface RingContext {
 const NO_OPTIONS: Readonly<BroadcastRecvOptions> = Object.freeze({});
 const RECV_KEYS = ['timeout', 'signal', 'encoding'] as const;
 const INTO_KEYS = ['timeout', 'signal'] as const;
-/** A copy that a publisher overwrote meanwhile: look again (the next look reports the lag). */
-const AGAIN: unique symbol = Symbol('again');
 /** @internal */
 export const SUBSCRIBER_INTERNAL: unique symbol = Symbol('concurrent-shm subscriber');
 const INTERNAL: typeof SUBSCRIBER_INTERNAL = SUBSCRIBER_INTERNAL;
@@ -162,14 +160,15 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
   /** Async version of {@link Subscriber.recvSync}: never blocks the event loop. Rejects with the same errors, or {@link AbortError}. */
   recv(options?: BroadcastRecvOptions & { encoding?: undefined }): Promise<Buffer>;
   recv(options: BroadcastRecvOptions & { encoding: BufferEncoding }): Promise<string>;
-  async recv(options?: BroadcastRecvOptions): Promise<Buffer | string> {
-    this.#check();
-    const opts = options === undefined ? NO_OPTIONS : checkOptions<BroadcastRecvOptions>('options', options, RECV_KEYS);
-    const encoding = checkEncoding(opts.encoding);
-    const deadline = deadlineOf(opts.timeout);
-    for (;;) {
-      const got = await this.#waits.async(RECV_SIDE, this.#attempt, deadline, opts.signal, this.#closedError, 'receive', (r) => this.#take(r, encoding, null));
-      if (got !== AGAIN) return got as Buffer | string;
+  recv(options?: BroadcastRecvOptions): Promise<Buffer | string> {
+    try {
+      this.#check();
+      const opts = options === undefined ? NO_OPTIONS : checkOptions<BroadcastRecvOptions>('options', options, RECV_KEYS);
+      const encoding = checkEncoding(opts.encoding);
+      const deadline = deadlineOf(opts.timeout);
+      return this.#waits.async(RECV_SIDE, this.#attempt, deadline, opts.signal, this.#closedError, 'receive', (r) => this.#take(r, encoding, null) as Buffer | string | typeof AGAIN);
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 
@@ -189,14 +188,15 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
   }
 
   /** Async version of {@link Subscriber.recvIntoSync}. */
-  async recvInto(target: Uint8Array, options?: { timeout?: number; signal?: AbortSignal }): Promise<number> {
-    this.#check();
-    this.#ctx.payloads.checkTarget(target);
-    const opts = options === undefined ? NO_OPTIONS : checkOptions<BroadcastRecvOptions>('options', options, INTO_KEYS);
-    const deadline = deadlineOf(opts.timeout);
-    for (;;) {
-      const got = await this.#waits.async(RECV_SIDE, this.#attempt, deadline, opts.signal, this.#closedError, 'receive', (r) => this.#take(r, undefined, target));
-      if (got !== AGAIN) return got as number;
+  recvInto(target: Uint8Array, options?: { timeout?: number; signal?: AbortSignal }): Promise<number> {
+    try {
+      this.#check();
+      this.#ctx.payloads.checkTarget(target);
+      const opts = options === undefined ? NO_OPTIONS : checkOptions<BroadcastRecvOptions>('options', options, INTO_KEYS);
+      const deadline = deadlineOf(opts.timeout);
+      return this.#waits.async(RECV_SIDE, this.#attempt, deadline, opts.signal, this.#closedError, 'receive', (r) => this.#take(r, undefined, target) as number | typeof AGAIN);
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 
@@ -268,6 +268,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     let value: Buffer | string | number = 0;
     if (length <= ctx.capacity) {
       if (target !== null) {
+        if (target.length < length) throw targetChanged(target, length, 'the message stays for the next receive');
         ctx.payloads.copyOut(at, length, target);
         value = length;
       } else if (encoding !== undefined) value = ctx.buf.toString(encoding, at + SLOT_DATA, at + SLOT_DATA + length);

@@ -30,6 +30,9 @@ import { LIVENESS_MS } from '../sync/liveness.js';
 import { BW } from './layout.js';
 import { BLOCKED, CLOSED, EMPTY, step, type RingProtocol } from './protocol.js';
 
+/** What a receive's copy returns when the message was overwritten while it was copied: the receive tries again. */
+export const AGAIN: unique symbol = Symbol('again');
+
 /** Longest single sleep, in ms: a waiter looks again at least this often. */
 export const SLEEP_MS = 50;
 const SYNC_SPIN_MAX = 2;
@@ -113,14 +116,35 @@ export class RingWaits {
   /**
    * Async version of {@link RingWaits.sync}: never blocks the event loop longer than one
    * short spin. `done(outcome)` runs in the same tick as the successful claim (nothing,
-   * not even `release()`, comes between a claim and its copy).
+   * not even `release()`, comes between a claim and its copy); when it returns
+   * {@link AGAIN} (a message overwritten while it was copied), the wait starts over. Not
+   * an async function: a claim that succeeds at once resolves without an async
+   * function's frame and its extra microtask ticks.
    */
-  async async<T>(side: number, attempt: () => number, deadline: number, signal: AbortSignal | undefined, closed: () => Error, what: string, done: (outcome: number) => T): Promise<T> {
-    checkAborted(signal);
-    let r = attempt();
-    if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+  async<T>(side: number, attempt: () => number, deadline: number, signal: AbortSignal | undefined, closed: () => Error, what: string, done: (outcome: number) => T | typeof AGAIN): Promise<T> {
+    try {
+      checkAborted(signal);
+      for (;;) {
+        const r = attempt();
+        if (r === EMPTY || r === BLOCKED) return this.#asyncSlow(side, attempt, deadline, signal, closed, what, done);
+        const got = done(this.#settle(r, closed));
+        if (got !== AGAIN) return Promise.resolve(got);
+      }
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** The rest of {@link RingWaits.async} once its first claim found nothing. */
+  async #asyncSlow<T>(side: number, attempt: () => number, deadline: number, signal: AbortSignal | undefined, closed: () => Error, what: string, done: (outcome: number) => T | typeof AGAIN): Promise<T> {
+    /** `done` for a successful claim; starts over on AGAIN. */
+    const finish = (r: number): T | Promise<T> => {
+      const got = done(this.#settle(r, closed));
+      return got === AGAIN ? this.async(side, attempt, deadline, signal, closed, what, done) : got;
+    };
     const p = this.#p;
     const policy = this.#asyncSpin[side]!;
+    let r: number;
     let heldSince = performance.now();
     const pollUntil = heldSince + ASYNC_POLL_MS;
     let spun = false;
@@ -136,7 +160,7 @@ export class RingWaits {
         spun = spunThisTurn = true;
         if (spinUntilChange(p.w, p.watchWord, p.watchSeen, 0, p.watchWord, p.watchSeen, BW.CLOSED, false, now, policy.budget(now, left), policy)) {
           r = attempt();
-          if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+          if (r !== EMPTY && r !== BLOCKED) return finish(r);
           continue;
         }
         policy.look(now);
@@ -145,7 +169,7 @@ export class RingWaits {
         // On oversubscribed CPUs a turn naps first (channel/spin-policy.ts), but not the turn that spun.
         if (!spunThisTurn && mayNap(policy, now)) {
           r = this.#sleep(side, attempt, () => Math.min(left, NAP_MS));
-          if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+          if (r !== EMPTY && r !== BLOCKED) return finish(r);
         }
         spunThisTurn = false;
         await nextTurn();
@@ -154,7 +178,7 @@ export class RingWaits {
         try {
           const seen = Atomics.load(p.w, this.#word(side));
           r = attempt();
-          if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+          if (r !== EMPTY && r !== BLOCKED) return finish(r);
           step('broadcast.wait.sleep');
           blockedSince = r === BLOCKED ? blockedSince || now : 0;
           await asyncWaiter.wait(p.base + this.#word(side) * 4, seen, sleepMs(r, left, now, blockedSince), [signal, this.#released]);
@@ -166,7 +190,7 @@ export class RingWaits {
       if (gone !== undefined) throw gone;
       checkAborted(signal);
       r = attempt();
-      if (r !== EMPTY && r !== BLOCKED) return done(this.#settle(r, closed));
+      if (r !== EMPTY && r !== BLOCKED) return finish(r);
     }
   }
 
