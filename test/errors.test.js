@@ -304,12 +304,12 @@ const rows = [
     },
   },
   {
-    title: 'fork with a non-array stdio',
+    title: 'fork with a stdio that is neither an array nor pipe, inherit or ignore',
     Class: InvalidArgumentError,
-    message: /^options\.stdio must be an array when given to shm\.fork\(\)/,
+    message: /^options\.stdio must be an array, 'pipe', 'inherit' or 'ignore', got "overlapped"$/,
     act(ctx) {
       const shm = ctx.shm(1);
-      return { call: () => shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], { stdio: 'inherit' }), unchanged: () => {} };
+      return { call: () => shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], { stdio: 'overlapped' }), unchanged: () => {} };
     },
   },
   {

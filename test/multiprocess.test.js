@@ -143,6 +143,32 @@ test("a child killed with SIGKILL does not affect the parent's mapping", async (
   await echo(shm, 'inherited');
 });
 
+// shm.fork() reads stdio and silent as child_process.fork does: a string stands for all
+// three streams, silent pipes them, and the descriptor still reaches the child.
+for (const [what, options, piped] of [
+  ["stdio: 'pipe'", { stdio: 'pipe' }, true],
+  ['silent: true', { silent: true }, true],
+  ["stdio: 'ignore'", { stdio: 'ignore' }, false],
+]) {
+  test(`shm.fork() with ${what}: the child inherits the object${piped ? ' and its output comes through a pipe' : ' and has no stdout pipe'}`, async () => {
+    const shm = object('anon');
+    const child = shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], options);
+    children.push(child);
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (!piped) {
+      assert.is(child.stdout, null);
+      assert.is(await within(30_000, exited, 'the child'), 0);
+      return;
+    }
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    assert.is(await within(30_000, exited, 'the child'), 0);
+    const result = JSON.parse(out);
+    assert.is(result.adopted, true, JSON.stringify(result));
+    assert.is(result.size, L.SIZE);
+  });
+}
+
 test('SharedMemory.inherited() in a process that inherited nothing throws a clear error', async () => {
   // this test process was not started by shm.fork()
   expectThrows(() => SharedMemory.inherited(), InvalidArgumentError, /this process inherited no shared memory: start it with shm\.fork\(modulePath\)/);

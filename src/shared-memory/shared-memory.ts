@@ -395,15 +395,13 @@ export class SharedMemory implements Disposable {
    *
    * @param modulePath - The child's script.
    * @param args - Its command-line arguments.
-   * @param options - `child_process.fork` options; `stdio`, when given, must be an array (the descriptor is appended to it).
+   * @param options - `child_process.fork` options. `stdio` as for `fork`: an array, or
+   *   `'pipe'`, `'inherit'` or `'ignore'` for all three streams; without it, `silent: true`
+   *   pipes them. The descriptor is appended to the array.
    */
   fork(modulePath: string | URL, args: readonly string[] = [], options: ForkOptions = {}): ChildProcess {
     const fd = this.#checkOpen('fork a child with');
-    let stdio: StdioOptions = options.stdio ?? ['inherit', 'inherit', 'inherit', 'ipc'];
-    if (!Array.isArray(stdio)) {
-      throw new InvalidArgumentError("options.stdio must be an array when given to shm.fork(), such as ['pipe', 'inherit', 'inherit', 'ipc']");
-    }
-    stdio = [...stdio];
+    const stdio = stdioOf(options);
     if (!stdio.includes('ipc')) stdio.push('ipc');
     const childFd = stdio.length;
     stdio.push(fd);
@@ -419,6 +417,16 @@ export class SharedMemory implements Disposable {
     if (this.#fd < 0) throw new ShmClosedError(`cannot ${what} shared memory '${this.#name}': it is closed`);
     return this.#fd;
   }
+}
+
+/** `fork`'s stdio as a new array, as `child_process.fork` reads `stdio` and `silent`. */
+function stdioOf(options: ForkOptions): Exclude<StdioOptions, string> {
+  const stdio = options.stdio ?? (options.silent === true ? 'pipe' : 'inherit');
+  if (Array.isArray(stdio)) return [...stdio];
+  if (stdio === 'pipe' || stdio === 'inherit' || stdio === 'ignore') return [stdio, stdio, stdio];
+  throw new InvalidArgumentError(
+    `options.stdio must be an array, 'pipe', 'inherit' or 'ignore', got ${describe(stdio)}`,
+  );
 }
 
 /** The system's page size in bytes (the unit of mapping offsets; 4096 on most machines, 16384 on Apple silicon). */
