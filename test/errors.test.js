@@ -304,12 +304,12 @@ const rows = [
     },
   },
   {
-    title: 'fork with a stdio that is neither an array nor pipe, inherit or ignore',
+    title: 'fork with a stdio that is neither an array nor one of fork\'s strings',
     Class: InvalidArgumentError,
-    message: /^options\.stdio must be an array, 'pipe', 'inherit' or 'ignore', got "overlapped"$/,
+    message: /^options\.stdio must be an array, 'pipe', 'overlapped', 'inherit' or 'ignore', got "bogus"$/,
     act(ctx) {
       const shm = ctx.shm(1);
-      return { call: () => shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], { stdio: 'overlapped' }), unchanged: () => {} };
+      return { call: () => shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], { stdio: 'bogus' }), unchanged: () => {} };
     },
   },
   {

@@ -145,14 +145,20 @@ test("a child killed with SIGKILL does not affect the parent's mapping", async (
 
 // shm.fork() reads stdio and silent as child_process.fork does: a string stands for all
 // three streams, silent pipes them, and the descriptor still reaches the child.
-for (const [what, options, piped] of [
-  ["stdio: 'pipe'", { stdio: 'pipe' }, true],
-  ['silent: true', { silent: true }, true],
-  ["stdio: 'ignore'", { stdio: 'ignore' }, false],
+// A short stdio array gets the missing streams as pipes (as spawn does), so that 'ipc'
+// and the descriptor never take the place of stdout or stderr.
+for (const [what, fork, piped] of [
+  ["stdio: 'pipe'", (shm, url) => shm.fork(url, [], { stdio: 'pipe' }), true],
+  ["stdio: 'overlapped'", (shm, url) => shm.fork(url, [], { stdio: 'overlapped' }), true],
+  ['silent: true', (shm, url) => shm.fork(url, [], { silent: true }), true],
+  ['silent: 1', (shm, url) => shm.fork(url, [], { silent: 1 }), true],
+  ["stdio: ['pipe'] (one stream given)", (shm, url) => shm.fork(url, [], { stdio: ['pipe'] }), true],
+  ["options in place of the arguments: fork(modulePath, { stdio: 'pipe' })", (shm, url) => shm.fork(url, { stdio: 'pipe' }), true],
+  ["stdio: 'ignore'", (shm, url) => shm.fork(url, [], { stdio: 'ignore' }), false],
 ]) {
   test(`shm.fork() with ${what}: the child inherits the object${piped ? ' and its output comes through a pipe' : ' and has no stdout pipe'}`, async () => {
     const shm = object('anon');
-    const child = shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], options);
+    const child = fork(shm, new URL('./fixtures/no-inherit.js', import.meta.url));
     children.push(child);
     const exited = new Promise((resolve) => child.once('exit', resolve));
     if (!piped) {
@@ -166,6 +172,8 @@ for (const [what, options, piped] of [
     const result = JSON.parse(out);
     assert.is(result.adopted, true, JSON.stringify(result));
     assert.is(result.size, L.SIZE);
+    assert.ok(result.fd > 2, `the descriptor is not a standard stream (fd ${result.fd})`);
+    assert.ok(child.stderr !== null, 'stderr is piped too');
   });
 }
 

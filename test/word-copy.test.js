@@ -30,7 +30,7 @@ test('copyIn: fresh, reused and alternating sources at every offset land exactly
       const sources = [a, a, a, b, a, b, pattern(length, offset, 50), pattern(length, offset, 60)];
       for (const src of sources) {
         u8.fill(0xcc);
-        copyIn(i32, u8, 256, src, cache);
+        copyIn(i32, u8, 256, src, src.byteLength, cache);
         assert.equal([...u8.subarray(256, 256 + length)], [...src], `length ${length}, offset ${offset}`);
         assert.is(u8[255], 0xcc, 'nothing before');
         assert.is(u8[256 + length], 0xcc, 'nothing after');
@@ -90,10 +90,10 @@ test('a length-tracking view of a resizable buffer, reused after a resize, is co
     const v = new Uint8Array(rab);
     const inCache = new ViewCache();
     const outCache = new ViewCache();
-    for (let i = 0; i < 2; i++) { copyIn(i32, u8, 0, v, inCache); copyOut(i32, u8, 0, from, v, outCache); }
+    for (let i = 0; i < 2; i++) { copyIn(i32, u8, 0, v, v.byteLength, inCache); copyOut(i32, u8, 0, from, v, outCache); }
     rab.resize(to);
     v.set(pattern(to, 0, 3));
-    copyIn(i32, u8, 0, v, inCache);
+    copyIn(i32, u8, 0, v, v.byteLength, inCache);
     assert.equal([...u8.subarray(0, to)], [...v], `in, ${from} -> ${to}`);
     v.fill(0);
     copyOut(i32, u8, 0, to, v, outCache);
@@ -106,11 +106,11 @@ test('a reused view whose buffer was transferred copies nothing and throws nothi
   const inCache = new ViewCache();
   const outCache = new ViewCache();
   const v = new Uint8Array(64).fill(5);
-  for (let i = 0; i < 2; i++) { copyIn(i32, u8, 0, v, inCache); copyOut(i32, u8, 0, 64, v, outCache); }
+  for (let i = 0; i < 2; i++) { copyIn(i32, u8, 0, v, v.byteLength, inCache); copyOut(i32, u8, 0, 64, v, outCache); }
   structuredClone(v.buffer, { transfer: [v.buffer] });
   assert.is(v.length, 0);
   u8.fill(9);
-  copyIn(i32, u8, 0, v, inCache); // nothing to copy
+  copyIn(i32, u8, 0, v, v.byteLength, inCache); // nothing to copy
   copyOut(i32, u8, 0, 0, v, outCache);
   assert.is(u8[0], 9, 'nothing copied in');
 });

@@ -268,7 +268,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     let value: Buffer | string | number = 0;
     if (length <= ctx.capacity) {
       if (target !== null) {
-        if (target.length < length) throw targetChanged(target, length, 'the message stays for the next receive');
+        if (target.byteLength < length) throw targetChanged(target, length, 'the message stays for the next receive');
         ctx.payloads.copyOut(at, length, target);
         value = length;
       } else if (encoding !== undefined) value = ctx.buf.toString(encoding, at + SLOT_DATA, at + SLOT_DATA + length);

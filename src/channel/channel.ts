@@ -418,7 +418,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     try {
       const length = this.#payloads.length(at, pos % this.protocol.depth);
       if (target === null) return this.#payloads.read(at, length, encoding);
-      if (target.length < length) throw targetChanged(target, length, 'the message is dropped');
+      if (target.byteLength < length) throw targetChanged(target, length, 'the message is dropped');
       this.#payloads.copyOut(at, length, target);
       return length;
     } finally {

@@ -293,9 +293,9 @@ export class ChunkReceiver {
       }
       r.serial = this.#c.payloads.chunkSerial(at);
     }
-    if (r.target !== null && total > r.target.length) {
+    if (r.target !== null && total > r.target.byteLength) {
       this.#putBack(pos);
-      throw new OutOfRangeError(`target holds ${r.target.length} bytes; the next message in ${this.#c.where()} is ${total} bytes; it stays in the channel (receive it with recv(), or into a larger target)`);
+      throw new OutOfRangeError(`target holds ${r.target.byteLength} bytes; the next message in ${this.#c.where()} is ${total} bytes; it stays in the channel (receive it with recv(), or into a larger target)`);
     }
     try {
       r.out = r.target ?? Buffer.allocUnsafe(total);
@@ -322,7 +322,7 @@ export class ChunkReceiver {
    */
   #copy(pos: number, at: number, skip: number, n: number, r: Assembly, into: number): void {
     try {
-      if (r.target !== null && into + n > r.target.length) {
+      if (r.target !== null && into + n > r.target.byteLength) {
         throw targetChanged(r.target, r.total, 'the message is dropped');
       }
       this.#c.payloads.copyChunk(at, skip, n, r.out!, into);

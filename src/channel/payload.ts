@@ -7,7 +7,7 @@
  */
 import { InvalidArgumentError, LayoutError, OutOfRangeError, PayloadTooLargeError } from '../errors.js';
 import { describe } from '../validate.js';
-import { byteLengthOf, copyIn, copyOut, ViewCache } from '../region/word-copy.js';
+import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
 import { CHUNK_LENGTH_MASK, CHUNK_MORE, CHUNK_PREFIX, dataOffset, Payload, SLOT_HEADER } from './layout.js';
 
 
@@ -16,7 +16,7 @@ import { CHUNK_LENGTH_MASK, CHUNK_MORE, CHUNK_PREFIX, dataOffset, Payload, SLOT_
  * (its buffer resized, transferred or detached); `outcome` says what became of the message.
  */
 export function targetChanged(target: Uint8Array, length: number, outcome: string): InvalidArgumentError {
-  return new InvalidArgumentError(`the target changed to ${target.length} bytes (its buffer was resized, transferred or detached) while the receive of a ${length}-byte message waited; ${outcome}`);
+  return new InvalidArgumentError(`the target changed to ${target.byteLength} bytes (its buffer was resized, transferred or detached) while the receive of a ${length}-byte message waited; ${outcome}`);
 }
 
 /** A message accepted by `send`: a string (sent as UTF-8) or any view of bytes. */
@@ -60,8 +60,7 @@ export class Payloads {
       throw new PayloadTooLargeError(`a ${this.#kind} channel carries no data; send() takes no message`);
     }
     let length: number;
-    if (data instanceof Uint8Array) length = data.length;
-    else if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
+    if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
     else if (ArrayBuffer.isView(data)) length = data.byteLength;
     else throw new InvalidArgumentError(`a message must be a string or an ArrayBufferView (Buffer, Uint8Array, ...), got ${describe(data)}`);
     if (length > this.#limit) {
@@ -84,12 +83,13 @@ export class Payloads {
     if (typeof data === 'string') {
       length = this.#buf.write(data, start, this.#width, 'utf8');
     } else {
-      if (byteLengthOf(data!) !== checked) {
-        throw new InvalidArgumentError(`the message changed from ${checked} to ${byteLengthOf(data!)} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
+      // `byteLength`, not `length`: see ViewCache (region/word-copy.ts).
+      if (data!.byteLength !== checked) {
+        throw new InvalidArgumentError(`the message changed from ${checked} to ${data!.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
       }
       const src = data instanceof Uint8Array ? data : new Uint8Array(data!.buffer, data!.byteOffset, data!.byteLength);
       length = checked;
-      copyIn(this.#i32, this.#u8, start, src, this.#source); // the message's place is 4-byte aligned
+      copyIn(this.#i32, this.#u8, start, src, length, this.#source); // the message's place is 4-byte aligned
     }
     if (this.#payload === Payload.Variable) this.#dv.setUint32(at + SLOT_HEADER, length, true);
     else if (length < this.#width) this.#u8.fill(0, start + length, start + this.#width);
@@ -126,7 +126,7 @@ export class Payloads {
   checkTarget(target: unknown): void {
     if (!(target instanceof Uint8Array)) throw new InvalidArgumentError(`target must be a Uint8Array or Buffer, got ${describe(target)}`);
     if (this.#limit > this.#width) return;
-    if (target.length < this.#width) throw new OutOfRangeError(`target holds ${target.length} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
+    if (target.byteLength < this.#width) throw new OutOfRangeError(`target holds ${target.byteLength} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
   }
 
   // ---- chunks (version 5) -----------------------------------------------------------
@@ -160,7 +160,7 @@ export class Payloads {
       start += CHUNK_PREFIX;
       length += CHUNK_PREFIX;
     }
-    copyIn(this.#i32, this.#u8, start, from === 0 && n === src.length ? src : src.subarray(from, from + n), this.#source);
+    copyIn(this.#i32, this.#u8, start, from === 0 && n === src.length ? src : src.subarray(from, from + n), n, this.#source);
     this.#dv.setUint32(at + SLOT_HEADER, (length | flags) >>> 0, true);
   }
 

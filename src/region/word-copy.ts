@@ -29,9 +29,11 @@ export const BYTES_OUT = 16;
  * The cache is keyed by the view object and checks its `length` on each use: reading
  * `byteLength`, `byteOffset` or `buffer` of a typed array costs 17–25 ns each in Node 20,
  * `length` 4 ns. A length-tracking view of a resizable buffer changes length when the
- * buffer is resized, and a view of a detached buffer has length 0: then the words are
- * made again. The words never reach past the view, so a view in bounds has them in
- * bounds.
+ * buffer is resized: then the words are made again. The words never reach past the view,
+ * so a view in bounds has them in bounds. But `length` is no proof that a view's buffer
+ * is still there: Node 20's optimized code can read the old `length` of a view whose
+ * buffer was transferred since (`byteLength` reads 0). So the copies below take the
+ * number of bytes from their callers, who read it with `byteLength` in the same tick.
  */
 export class ViewCache {
   #bytes: ArrayBufferView | null = null;
@@ -55,14 +57,11 @@ export class ViewCache {
   }
 }
 
-/** The byte length of a view: `length` for a Uint8Array (4 ns against 18 for `byteLength` in Node 20). */
-export function byteLengthOf(view: ArrayBufferView): number {
-  return view instanceof Uint8Array ? view.length : view.byteLength;
-}
-
-/** Copies `src` into the memory that `i32`/`u8` view, at byte `start` (a multiple of 4). */
-export function copyIn(i32: Int32Array, u8: Uint8Array, start: number, src: Uint8Array, cache: ViewCache): void {
-  const length = src.length;
+/**
+ * Copies `src`, of `length` bytes (its `byteLength`, read by the caller in this tick), into
+ * the memory that `i32`/`u8` view, at byte `start` (a multiple of 4).
+ */
+export function copyIn(i32: Int32Array, u8: Uint8Array, start: number, src: Uint8Array, length: number, cache: ViewCache): void {
   if (length === 0) return; // also a view of a detached buffer, which `set` refuses
   const words = length < WORDS_IN ? cache.of(src) : null;
   if (words === null) {
@@ -77,9 +76,10 @@ export function copyIn(i32: Int32Array, u8: Uint8Array, start: number, src: Uint
 
 /**
  * Copies `length` bytes from byte `start` (a multiple of 4) of the memory that `i32`/`u8`
- * view into `target`, which the caller has checked holds at least `length` bytes.
+ * view into `target`, whose `byteLength` the caller has checked in this tick: at least `length`.
  */
 export function copyOut(i32: Int32Array, u8: Uint8Array, start: number, length: number, target: ArrayBufferView, cache: ViewCache): void {
+  if (length === 0) return; // also into a view of a detached buffer
   const words = length <= WORDS_OUT ? cache.of(target) : null;
   if (words !== null) {
     const n = length >>> 2;

@@ -394,22 +394,29 @@ export class SharedMemory implements Disposable {
    * {@link SharedMemory.inherited} to get it.
    *
    * @param modulePath - The child's script.
-   * @param args - Its command-line arguments.
-   * @param options - `child_process.fork` options. `stdio` as for `fork`: an array, or
-   *   `'pipe'`, `'inherit'` or `'ignore'` for all three streams; without it, `silent: true`
-   *   pipes them. The descriptor is appended to the array.
+   * @param args - Its command-line arguments (may be left out: `fork(modulePath, options)`).
+   * @param options - `child_process.fork` options, read as `fork` reads them. `stdio`: an
+   *   array (missing streams are pipes, as in `spawn`; `'ipc'` is added when missing), or
+   *   one of `'pipe'`, `'overlapped'`, `'inherit'`, `'ignore'` for all three streams;
+   *   without it, a truthy `silent` pipes them. The descriptor is appended to the array.
    */
-  fork(modulePath: string | URL, args: readonly string[] = [], options: ForkOptions = {}): ChildProcess {
+  fork(modulePath: string | URL, args?: readonly string[], options?: ForkOptions): ChildProcess;
+  fork(modulePath: string | URL, options?: ForkOptions): ChildProcess;
+  fork(modulePath: string | URL, argsOrOptions?: readonly string[] | ForkOptions, maybeOptions?: ForkOptions): ChildProcess {
+    // As child_process.fork: an object in place of the arguments is the options.
+    const takesOptions = argsOrOptions !== null && typeof argsOrOptions === 'object' && !Array.isArray(argsOrOptions);
+    const args = takesOptions || argsOrOptions == null ? [] : (argsOrOptions as readonly string[]);
+    const options = (takesOptions ? argsOrOptions : maybeOptions) ?? {};
     const fd = this.#checkOpen('fork a child with');
-    const stdio = stdioOf(options);
+    const stdio = stdioOf(options as ForkOptions);
     if (!stdio.includes('ipc')) stdio.push('ipc');
     const childFd = stdio.length;
     stdio.push(fd);
     const inherited: InheritedEntry[] = [{ fd: childFd, name: this.#name, anonymous: this.#anonymous, key: this.key }];
     return forkProcess(modulePath, args, {
-      ...options,
+      ...(options as ForkOptions),
       stdio,
-      env: { ...(options.env ?? process.env), [INHERIT_ENV]: JSON.stringify(inherited) },
+      env: { ...((options as ForkOptions).env ?? process.env), [INHERIT_ENV]: JSON.stringify(inherited) },
     });
   }
 
@@ -419,14 +426,24 @@ export class SharedMemory implements Disposable {
   }
 }
 
-/** `fork`'s stdio as a new array, as `child_process.fork` reads `stdio` and `silent`. */
+/** The stdio strings `child_process.fork` takes for all three streams. */
+const STDIO_STRINGS: readonly string[] = ['pipe', 'overlapped', 'inherit', 'ignore'];
+
+/**
+ * `fork`'s stdio as a new array of at least the three standard streams, as
+ * `child_process.fork` reads `stdio` and `silent` (`spawn` makes a missing stream a pipe).
+ * Without the padding, a short array would put 'ipc' and the descriptor at a standard
+ * stream's number: the child's stderr would be the shared memory object.
+ */
 function stdioOf(options: ForkOptions): Exclude<StdioOptions, string> {
-  const stdio = options.stdio ?? (options.silent === true ? 'pipe' : 'inherit');
-  if (Array.isArray(stdio)) return [...stdio];
-  if (stdio === 'pipe' || stdio === 'inherit' || stdio === 'ignore') return [stdio, stdio, stdio];
-  throw new InvalidArgumentError(
-    `options.stdio must be an array, 'pipe', 'inherit' or 'ignore', got ${describe(stdio)}`,
-  );
+  const stdio = options.stdio ?? (options.silent ? 'pipe' : 'inherit');
+  if (Array.isArray(stdio)) {
+    const all = [...stdio];
+    while (all.length < 3) all.push('pipe');
+    return all;
+  }
+  if (typeof stdio === 'string' && STDIO_STRINGS.includes(stdio)) return [stdio, stdio, stdio] as Exclude<StdioOptions, string>;
+  throw new InvalidArgumentError(`options.stdio must be an array, 'pipe', 'overlapped', 'inherit' or 'ignore', got ${describe(stdio)}`);
 }
 
 /** The system's page size in bytes (the unit of mapping offsets; 4096 on most machines, 16384 on Apple silicon). */

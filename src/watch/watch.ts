@@ -213,8 +213,9 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     if (typeof data === 'string') {
       length = data.length * 3 <= this.#capacity ? -1 : Buffer.byteLength(data);
     } else if (ArrayBuffer.isView(data)) {
-      src = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      length = src.length;
+      // `byteLength`, not `length`: see ViewCache (region/word-copy.ts).
+      length = data.byteLength;
+      src = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, length);
     } else {
       throw new InvalidArgumentError(`a Watch value must be a string or an ArrayBufferView (Buffer, Float64Array, ...), got ${describe(data)}`);
     }
@@ -238,7 +239,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
       } else {
         this.#dv.setUint32(at + BUF_LENGTH, length, true);
         step('watch.write.length');
-        this.#fill(at + BUF_DATA, src);
+        this.#fill(at + BUF_DATA, src, length);
       }
       this.#dv.setUint32(at + BUF_VERSION, next, true);
       step('watch.write.copied');
@@ -256,8 +257,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     return next >>> 0;
   }
 
-  #fill(start: number, src: Uint8Array): void {
-    copyIn(this.#w, this.#u8, start, src, this.#source); // start is 4-byte aligned
+  #fill(start: number, src: Uint8Array, length: number): void {
+    copyIn(this.#w, this.#u8, start, src, length, this.#source); // start is 4-byte aligned
   }
 
   // ---- reading -------------------------------------------------------------------
