@@ -359,7 +359,7 @@ export class Broadcast implements Disposable {
     const p = this.#p.position;
     try {
       const length = this.#ctx.payloads.check(data); // it may have changed while the publish waited
-      this.#ctx.payloads.fill(this.#p.slotByte(p), data, length);
+      this.#ctx.payloads.fill(this.#p.slotByte(p), data, length, false); // checked just now
     } catch (err) {
       this.#p.skip(this.#p.slotWord(p), p); // give the claimed position up: nobody waits on a live owner
       throw err;

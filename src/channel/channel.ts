@@ -222,11 +222,13 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   sendSync(data?: Message, options?: SendOptions): void {
     this.#words();
-    const length = this.#payloads.check(data);
+    // The options first: no code of the caller's (a getter) runs between the message's
+    // check and its copy, so the copy need not check it again.
     const deadline = deadlineOf(options === undefined ? undefined : checkOptions<SendOptions>('options', options, SEND_KEYS).timeout);
+    const length = this.#payloads.check(data);
     if (this.#chunks !== undefined) return this.#chunks.sendSync(data, deadline);
     const pos = this.#waits.acquireSync(true, deadline);
-    this.#fill(pos, data, length);
+    this.#fill(pos, data, length, false);
     this.protocol.publish(pos);
     if (this.#rendezvous) this.#waits.awaitTakenSync(pos, deadline);
   }
@@ -247,7 +249,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       if (this.#chunks !== undefined) return this.#chunks.send(data, deadline, opts.signal);
       if (this.#rendezvous) return this.#handOver(data, length, deadline, opts.signal);
       return this.#waits.acquireAsync(true, deadline, opts.signal, (at) => {
-        this.#fill(at, data, length);
+        this.#fill(at, data, length, true);
         this.protocol.publish(at);
       });
     } catch (err) {
@@ -258,7 +260,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
   /** Unbuffered `send`: published, then taken by a receiver. */
   async #handOver(data: Message | undefined, length: number, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     const pos = await this.#waits.acquireAsync(true, deadline, signal, (at) => {
-      this.#fill(at, data, length);
+      this.#fill(at, data, length, true);
       this.protocol.publish(at);
       return at;
     });
@@ -286,15 +288,19 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const pos = this.#waits.tryClaim(true);
     if (pos === CLAIM_CLOSED) throw new ClosedWriteError(`Write to closed channel (${this.#where()})`);
     if (pos < 0) return false;
-    this.#fill(pos, data, length);
+    this.#fill(pos, data, length, false);
     this.protocol.publish(pos);
     return true;
   }
 
-  /** Copies the message into the slot claimed at `pos`; if that fails, gives the position up (receivers skip it) and rethrows. */
-  #fill(pos: number, data: Message | undefined, length: number): void {
+  /**
+   * Copies the message into the slot claimed at `pos`; if that fails, gives the position
+   * up (receivers skip it) and rethrows. `recheck`: the caller's code may have run since
+   * the message was checked (an async send).
+   */
+  #fill(pos: number, data: Message | undefined, length: number, recheck: boolean): void {
     try {
-      this.#payloads.fill(this.protocol.slotByte(pos), data, length);
+      this.#payloads.fill(this.protocol.slotByte(pos), data, length, recheck);
     } catch (err) {
       this.protocol.skip(pos);
       throw err;
@@ -316,7 +322,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const encoding = checkEncoding(opts.encoding);
     if (this.#chunks !== undefined) return this.#chunks.recvSync(deadlineOf(opts.timeout), encoding, null) as Buffer | string;
     const pos = this.#waits.receiveSync(this.#rendezvous, deadlineOf(opts.timeout));
-    return this.#take(pos, encoding, null) as Buffer | string;
+    return this.#take(pos, encoding, null, false) as Buffer | string;
   }
 
   /**
@@ -328,11 +334,12 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
    */
   recvIntoSync(target: Uint8Array, options?: SendOptions): number {
     this.#words();
-    this.#payloads.checkTarget(target);
+    // The options first, as in sendSync: nothing of the caller's runs between the target's check and the copy.
     const deadline = deadlineOf(options === undefined ? undefined : checkOptions<SendOptions>('options', options, SEND_KEYS).timeout);
+    this.#payloads.checkTarget(target);
     if (this.#chunks !== undefined) return this.#chunks.recvSync(deadline, undefined, target) as number;
     const pos = this.#waits.receiveSync(this.#rendezvous, deadline);
-    return this.#take(pos, undefined, target) as number;
+    return this.#take(pos, undefined, target, false) as number;
   }
 
   /**
@@ -347,7 +354,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       const opts = options === undefined ? NO_OPTIONS : checkOptions<RecvOptions>('options', options, RECV_KEYS);
       const encoding = checkEncoding(opts.encoding);
       if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, encoding, null) as Promise<Buffer | string>;
-      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, encoding, null) as Buffer | string);
+      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, encoding, null, false) as Buffer | string);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -360,7 +367,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       this.#payloads.checkTarget(target);
       const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
       if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, undefined, target) as Promise<number>;
-      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target) as number);
+      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target, true) as number);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -377,7 +384,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     const encoding = checkEncoding(options === undefined ? undefined : checkOptions<RecvOptions>('options', options, ['encoding']).encoding);
     if (this.#chunks !== undefined) return this.#chunks.tryRecv(encoding);
     const pos = this.#waits.tryClaim(false);
-    return pos >= 0 ? (this.#take(pos, encoding, null) as Buffer | string) : undefined;
+    return pos >= 0 ? (this.#take(pos, encoding, null, false) as Buffer | string) : undefined;
   }
 
   /** Receives messages until the channel is closed and empty: `for await (const msg of ch)`. */
@@ -412,13 +419,17 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     return readableOf(this, options);
   }
 
-  /** Copies the message out of the slot claimed at `pos` and frees the slot. */
-  #take(pos: number, encoding: BufferEncoding | undefined, target: Uint8Array | null): Buffer | string | number {
+  /**
+   * Copies the message out of the slot claimed at `pos` and frees the slot. `recheck`:
+   * the caller's code may have run since `target` was checked (an async receive).
+   */
+  #take(pos: number, encoding: BufferEncoding | undefined, target: Uint8Array | null, recheck: boolean): Buffer | string | number {
     const at = this.protocol.slotByte(pos);
     try {
       const length = this.#payloads.length(at, pos % this.protocol.depth);
       if (target === null) return this.#payloads.read(at, length, encoding);
-      if (target.byteLength < length) throw targetChanged(target, length, 'the message is dropped');
+      // `byteLength`: see ViewCache (region/word-copy.ts).
+      if (recheck && target.byteLength < length) throw targetChanged(target, length, 'the message is dropped');
       this.#payloads.copyOut(at, length, target);
       return length;
     } finally {

@@ -71,12 +71,13 @@ export class Payloads {
   }
 
   /**
-   * Copies a message checked as `checked` bytes into the slot at byte `at`. A view whose
-   * length changed since (its buffer resized, transferred or detached while an async send
-   * waited for room) is refused: never copied past the slot. The caller then gives the
-   * claimed position up.
+   * Copies a message checked as `checked` bytes into the slot at byte `at`. With
+   * `recheck` (the caller's code may have run since the check: an async send), a view
+   * whose length changed since (its buffer resized, transferred or detached while the
+   * send waited for room) is refused: never copied past the slot. The caller then gives
+   * the claimed position up.
    */
-  fill(at: number, data: Message | undefined, checked: number): void {
+  fill(at: number, data: Message | undefined, checked: number, recheck: boolean): void {
     if (this.#payload === Payload.Empty) return;
     const start = at + this.#data;
     let length: number;
@@ -84,7 +85,7 @@ export class Payloads {
       length = this.#buf.write(data, start, this.#width, 'utf8');
     } else {
       // `byteLength`, not `length`: see ViewCache (region/word-copy.ts).
-      if (data!.byteLength !== checked) {
+      if (recheck && data!.byteLength !== checked) {
         throw new InvalidArgumentError(`the message changed from ${checked} to ${data!.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
       }
       const src = data instanceof Uint8Array ? data : new Uint8Array(data!.buffer, data!.byteOffset, data!.byteLength);
