@@ -14,6 +14,7 @@ import { ABANDONED_LENGTH, BW, ENTRY_CURSOR, ENTRY_PID, publishedSeq, SLOT_DATA 
 import { BLOCKED, LAGGED, OK, RingProtocol, step } from './protocol.js';
 import { TryClock } from '../sync/try-clock.js';
 import { AGAIN, BROADCAST_COUNTS, RECV_SIDE, RingWaits } from './waiting.js';
+import { byteLengthOf } from '../region/view-bytes.js';
 
 /** Options of a receive. */
 export interface BroadcastRecvOptions {
@@ -268,7 +269,7 @@ export class Subscriber implements AsyncIterable<Buffer>, Disposable {
     let value: Buffer | string | number = 0;
     if (length <= ctx.capacity) {
       if (target !== null) {
-        if (target.byteLength < length) throw targetChanged(target, length, 'the message stays for the next receive');
+        if (byteLengthOf(target) < length) throw targetChanged(target, length, 'the message stays for the next receive');
         ctx.payloads.copyOut(at, length, target);
         value = length;
       } else if (encoding !== undefined) value = ctx.buf.toString(encoding, at + SLOT_DATA, at + SLOT_DATA + length);

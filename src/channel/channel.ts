@@ -20,6 +20,7 @@ import { attachedSize, holdStructure, initOrAttach, prepareCreate, readHeader } 
 import { Waits } from './waiting.js';
 import { readableOf, writableOf, type ChannelReadable, type ChannelWritable, type ReadableOptions, type WritableOptions } from './streams.js';
 import type * as K from './kinds.js';
+import { typedByteLengthOf } from '../region/view-bytes.js';
 
 export type { Message } from './payload.js';
 export type { ChannelStats } from './stats.js';
@@ -428,8 +429,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
     try {
       const length = this.#payloads.length(at, pos % this.protocol.depth);
       if (target === null) return this.#payloads.read(at, length, encoding);
-      // `byteLength`: see ViewCache (region/word-copy.ts).
-      if (recheck && target.byteLength < length) throw targetChanged(target, length, 'the message is dropped');
+      if (recheck && typedByteLengthOf(target) < length) throw targetChanged(target, length, 'the message is dropped');
       this.#payloads.copyOut(at, length, target);
       return length;
     } finally {

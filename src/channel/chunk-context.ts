@@ -14,6 +14,7 @@ import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
 import type { Message, Payloads } from './payload.js';
 import { CLAIM_BLOCKED, type SlotProtocol } from './slot-protocol.js';
 import type { Waits } from './waiting.js';
+import { bytesOf as viewBytes } from '../region/view-bytes.js';
 
 /** Every named step of the chunk protocol. */
 export const CHUNK_STEPS = [
@@ -144,7 +145,7 @@ const isBlocked = (r: number): boolean => r === CLAIM_BLOCKED;
 export function bytesOf(data: Message | undefined): Uint8Array {
   if (data === undefined) return new Uint8Array(0);
   if (typeof data === 'string') return Buffer.from(data, 'utf8');
-  return data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return data instanceof Uint8Array ? data : viewBytes(data);
 }
 
 /** Chunks of a message of `total` bytes through slots of `width`. */

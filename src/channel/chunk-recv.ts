@@ -12,6 +12,7 @@ import { hold, heldByThisThread, step, type ChunkContext } from './chunk-context
 import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
 import { targetChanged } from './payload.js';
 import { CLAIM_STOPPED } from './waiting.js';
+import { byteLengthOf } from '../region/view-bytes.js';
 
 /** A message being reassembled. */
 class Assembly {
@@ -293,9 +294,9 @@ export class ChunkReceiver {
       }
       r.serial = this.#c.payloads.chunkSerial(at);
     }
-    if (r.target !== null && total > r.target.byteLength) {
+    if (r.target !== null && total > byteLengthOf(r.target)) {
       this.#putBack(pos);
-      throw new OutOfRangeError(`target holds ${r.target.byteLength} bytes; the next message in ${this.#c.where()} is ${total} bytes; it stays in the channel (receive it with recv(), or into a larger target)`);
+      throw new OutOfRangeError(`target holds ${byteLengthOf(r.target)} bytes; the next message in ${this.#c.where()} is ${total} bytes; it stays in the channel (receive it with recv(), or into a larger target)`);
     }
     try {
       r.out = r.target ?? Buffer.allocUnsafe(total);
@@ -322,7 +323,7 @@ export class ChunkReceiver {
    */
   #copy(pos: number, at: number, skip: number, n: number, r: Assembly, into: number): void {
     try {
-      if (r.target !== null && into + n > r.target.byteLength) {
+      if (r.target !== null && into + n > byteLengthOf(r.target)) {
         throw targetChanged(r.target, r.total, 'the message is dropped');
       }
       this.#c.payloads.copyChunk(at, skip, n, r.out!, into);

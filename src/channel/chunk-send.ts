@@ -11,6 +11,7 @@ import { bytesOf, chunksOf, hold, heldByThisThread, step, type ChunkContext } fr
 import { CHUNK_CONT, CHUNK_MORE, CHUNK_PREFIX, W } from './layout.js';
 import type { Message } from './payload.js';
 import { CLAIM_CLOSED } from './slot-protocol.js';
+import { byteLengthOf } from '../region/view-bytes.js';
 
 /** Sends whole messages in chunks, for one handle. */
 export class ChunkSender {
@@ -137,12 +138,12 @@ export class ChunkSender {
 
   /** Copies the chunk of `src` that begins at `from` into the slot claimed at `pos`, publishes it; returns where the next chunk begins. */
   #put(pos: number, src: Uint8Array, total: number, from: number, serial: number): number {
-    if (src.byteLength !== total) {
+    if (byteLengthOf(src) !== total) {
       // Its buffer was resized, transferred or detached while the send waited: the claimed
       // position is given up (receivers skip it), never copied past or left WRITING.
       const p = this.#c.p;
       p.skip(pos);
-      throw new InvalidArgumentError(`the message changed from ${total} to ${src.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing of it is received`);
+      throw new InvalidArgumentError(`the message changed from ${total} to ${byteLengthOf(src)} bytes (its buffer was resized, transferred or detached) while the send waited; nothing of it is received`);
     }
     let n: number;
     let flags: number;
@@ -154,7 +155,7 @@ export class ChunkSender {
       n = Math.min(this.#c.width, total - from);
       flags = from + n < total ? CHUNK_CONT | CHUNK_MORE : CHUNK_CONT;
     }
-    this.#c.payloads.fillChunk(this.#c.p.slotByte(pos), src, from, n, flags, serial);
+    this.#c.payloads.fillChunk(this.#c.p.slotByte(pos), src, total, from, n, flags, serial);
     this.#c.p.publish(pos);
     const next = from + n;
     if (next < total) step('channel.chunk.send.between');

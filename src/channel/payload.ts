@@ -9,6 +9,7 @@ import { InvalidArgumentError, LayoutError, OutOfRangeError, PayloadTooLargeErro
 import { describe } from '../validate.js';
 import { copyIn, copyOut, ViewCache } from '../region/word-copy.js';
 import { CHUNK_LENGTH_MASK, CHUNK_MORE, CHUNK_PREFIX, dataOffset, Payload, SLOT_HEADER } from './layout.js';
+import { byteLengthOf, bytesOf, typedByteLengthOf } from '../region/view-bytes.js';
 
 
 /**
@@ -16,7 +17,7 @@ import { CHUNK_LENGTH_MASK, CHUNK_MORE, CHUNK_PREFIX, dataOffset, Payload, SLOT_
  * (its buffer resized, transferred or detached); `outcome` says what became of the message.
  */
 export function targetChanged(target: Uint8Array, length: number, outcome: string): InvalidArgumentError {
-  return new InvalidArgumentError(`the target changed to ${target.byteLength} bytes (its buffer was resized, transferred or detached) while the receive of a ${length}-byte message waited; ${outcome}`);
+  return new InvalidArgumentError(`the target changed to ${byteLengthOf(target)} bytes (its buffer was resized, transferred or detached) while the receive of a ${length}-byte message waited; ${outcome}`);
 }
 
 /** A message accepted by `send`: a string (sent as UTF-8) or any view of bytes. */
@@ -56,12 +57,13 @@ export class Payloads {
    */
   check(data: unknown): number {
     if (this.#payload === Payload.Empty) {
-      if (data === undefined || data === '' || (ArrayBuffer.isView(data) && data.byteLength === 0)) return 0;
+      if (data === undefined || data === '' || (ArrayBuffer.isView(data) && byteLengthOf(data) === 0)) return 0;
       throw new PayloadTooLargeError(`a ${this.#kind} channel carries no data; send() takes no message`);
     }
     let length: number;
-    if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
-    else if (ArrayBuffer.isView(data)) length = data.byteLength;
+    if (data instanceof Uint8Array) length = typedByteLengthOf(data); // the built-in getter: view-bytes.ts
+    else if (typeof data === 'string') length = data.length * 3 <= this.#limit ? data.length : Buffer.byteLength(data);
+    else if (ArrayBuffer.isView(data)) length = byteLengthOf(data); // the built-in getter: view-bytes.ts
     else throw new InvalidArgumentError(`a message must be a string or an ArrayBufferView (Buffer, Uint8Array, ...), got ${describe(data)}`);
     if (length > this.#limit) {
       const what = this.#payload === Payload.Fixed ? `width of ${this.#width}` : this.#limit > this.#width ? `maxMessage of ${this.#limit}` : `capacity of ${this.#width}`;
@@ -84,11 +86,10 @@ export class Payloads {
     if (typeof data === 'string') {
       length = this.#buf.write(data, start, this.#width, 'utf8');
     } else {
-      // `byteLength`, not `length`: see ViewCache (region/word-copy.ts).
-      if (recheck && data!.byteLength !== checked) {
-        throw new InvalidArgumentError(`the message changed from ${checked} to ${data!.byteLength} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
+      if (recheck && byteLengthOf(data!) !== checked) {
+        throw new InvalidArgumentError(`the message changed from ${checked} to ${byteLengthOf(data!)} bytes (its buffer was resized, transferred or detached) while the send waited; nothing was sent`);
       }
-      const src = data instanceof Uint8Array ? data : new Uint8Array(data!.buffer, data!.byteOffset, data!.byteLength);
+      const src = data instanceof Uint8Array ? data : bytesOf(data!, 0, checked);
       length = checked;
       copyIn(this.#i32, this.#u8, start, src, length, this.#source); // the message's place is 4-byte aligned
     }
@@ -127,7 +128,7 @@ export class Payloads {
   checkTarget(target: unknown): void {
     if (!(target instanceof Uint8Array)) throw new InvalidArgumentError(`target must be a Uint8Array or Buffer, got ${describe(target)}`);
     if (this.#limit > this.#width) return;
-    if (target.byteLength < this.#width) throw new OutOfRangeError(`target holds ${target.byteLength} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
+    if (typedByteLengthOf(target) < this.#width) throw new OutOfRangeError(`target holds ${byteLengthOf(target)} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
   }
 
   // ---- chunks (version 5) -----------------------------------------------------------
@@ -152,23 +153,24 @@ export class Payloads {
    * `flags`; a first chunk of several (flags MORE alone) gets its prefix first: the total
    * length and `serial`.
    */
-  fillChunk(at: number, src: Uint8Array, from: number, n: number, flags: number, serial: number): void {
+  fillChunk(at: number, src: Uint8Array, total: number, from: number, n: number, flags: number, serial: number): void {
     let start = at + this.#data;
     let length = n;
     if (flags === CHUNK_MORE) {
-      this.#dv.setUint32(start, src.length, true);
+      this.#dv.setUint32(start, total, true);
       this.#dv.setUint32(start + 4, serial, true);
       start += CHUNK_PREFIX;
       length += CHUNK_PREFIX;
     }
-    copyIn(this.#i32, this.#u8, start, from === 0 && n === src.length ? src : src.subarray(from, from + n), n, this.#source);
+    // Not src.subarray(): that calls the constructor src's class names, which may be the caller's.
+    copyIn(this.#i32, this.#u8, start, from === 0 && n === total ? src : bytesOf(src, from, n), n, this.#source);
     this.#dv.setUint32(at + SLOT_HEADER, (length | flags) >>> 0, true);
   }
 
   /** Copies `n` chunk bytes from `skip` bytes into the chunk's data of the slot at byte `at` into `target` at `into`. */
   copyChunk(at: number, skip: number, n: number, target: Uint8Array, into: number): void {
     const start = at + this.#data + skip;
-    if (into === 0 && n === target.length) copyOut(this.#i32, this.#u8, start, n, target, this.#target);
+    if (into === 0 && n === byteLengthOf(target)) copyOut(this.#i32, this.#u8, start, n, target, this.#target);
     else target.set(this.#u8.subarray(start, start + n), into);
   }
 

@@ -5,6 +5,7 @@ import * as sys from '../sys/libc.js';
 import { systemError } from '../system-error.js';
 import { checkIndex, checkOptions, describe } from '../validate.js';
 import { Mapping } from './mapping.js';
+import { byteLengthOf, bytesOf } from './view-bytes.js';
 
 /** Options of {@link Region.map}. */
 export interface MapOptions {
@@ -140,8 +141,8 @@ export class Region implements Disposable {
     if (!(target instanceof Uint8Array)) throw new InvalidArgumentError(`target must be a Uint8Array or Buffer, got ${describe(target)}`);
     this.#check();
     this.#checkRange(start, end);
-    if (end - start > target.length) {
-      throw new OutOfRangeError(`cannot copy ${end - start} bytes into a target of ${target.length}`);
+    if (end - start > byteLengthOf(target)) {
+      throw new OutOfRangeError(`cannot copy ${end - start} bytes into a target of ${byteLengthOf(target)}`);
     }
     target.set(this.#view().subarray(start, end));
     return end - start;
@@ -166,7 +167,7 @@ export class Region implements Disposable {
     if (!ArrayBuffer.isView(data)) {
       throw new InvalidArgumentError(`data must be a string or an ArrayBufferView (Buffer, Uint8Array, ...), got ${describe(data)}`);
     }
-    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const bytes = bytesOf(data);
     this.#checkFits(bytes.length, at);
     this.#view().set(bytes, at);
     return bytes.length;

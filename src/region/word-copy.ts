@@ -11,6 +11,8 @@
  * of mapped memory, where it needs a `subarray`; the same loop through a DataView 29 ns.
  * @internal
  */
+import { InvalidArgumentError } from '../errors.js';
+import { byteLengthOf, byteOffsetOf, bytesOf, typedByteLengthOf } from './view-bytes.js';
 
 /** Copies into mapped memory word by word below this many bytes (the loop matches one native copy at about 100). */
 export const WORDS_IN = 100;
@@ -26,14 +28,11 @@ export const BYTES_OUT = 16;
  * `buf.subarray(0, n)` passes a new object each time). Nor does a view that does not
  * start on a 4-byte boundary, an empty one, or a DataView.
  *
- * The cache is keyed by the view object and checks its `length` on each use: reading
- * `byteLength`, `byteOffset` or `buffer` of a typed array costs 17–25 ns each in Node 20,
- * `length` 4 ns. A length-tracking view of a resizable buffer changes length when the
- * buffer is resized: then the words are made again. The words never reach past the view,
- * so a view in bounds has them in bounds. But `length` is no proof that a view's buffer
- * is still there: Node 20's optimized code can read the old `length` of a view whose
- * buffer was transferred since (`byteLength` reads 0). So the copies below take the
- * number of bytes from their callers, who read it with `byteLength` in the same tick.
+ * The cache is keyed by the view object and checks its byte length on each use, read
+ * through the built-in getter (view-bytes.ts). A length-tracking view of a resizable
+ * buffer changes length when the buffer is resized, a view of a transferred buffer reads
+ * 0: then the words are made again. The words never reach past the view, so a view in
+ * bounds has them in bounds.
  */
 export class ViewCache {
   #bytes: ArrayBufferView | null = null;
@@ -43,28 +42,34 @@ export class ViewCache {
 
   /** The words of `bytes` (its first `length >>> 2`), or null when it was not also the previous call's view, or has no words. */
   of(bytes: ArrayBufferView): Int32Array | null {
-    if (bytes === this.#bytes && (bytes as Uint8Array).length === this.#length) return this.#words;
+    // #length is -1 for a DataView: only typed arrays get that far.
+    if (bytes === this.#bytes && this.#length >= 0 && typedByteLengthOf(bytes) === this.#length) return this.#words;
     if (bytes !== this.#last && bytes !== this.#bytes) {
       this.#last = bytes;
       return null;
     }
     this.#bytes = bytes;
-    // A detached buffer's views have length 0 (and no Int32Array can be made over it).
-    const usable = !(bytes instanceof DataView) && (bytes as Uint8Array).length > 0 && (bytes.byteOffset & 3) === 0;
-    this.#length = usable ? (bytes as Uint8Array).length : -1;
-    this.#words = usable ? new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2) : null;
+    // A transferred buffer's views have length 0 (and no Int32Array can be made over it).
+    const length = byteLengthOf(bytes);
+    const usable = !(bytes instanceof DataView) && length > 0 && (byteOffsetOf(bytes) & 3) === 0;
+    this.#length = usable ? length : -1;
+    this.#words = usable ? new Int32Array(bytesOf(bytes).buffer, byteOffsetOf(bytes), length >>> 2) : null;
     return this.#words;
   }
 }
 
 /**
- * Copies `src`, of `length` bytes (its `byteLength`, read by the caller in this tick), into
- * the memory that `i32`/`u8` view, at byte `start` (a multiple of 4).
+ * Copies `src`, of `length` bytes (as checked by the caller in this tick, see
+ * view-bytes.ts), into the memory that `i32`/`u8` view, at byte `start` (a multiple of 4).
+ * Never writes more than `length` bytes: a source of another length is refused.
  */
 export function copyIn(i32: Int32Array, u8: Uint8Array, start: number, src: Uint8Array, length: number, cache: ViewCache): void {
-  if (length === 0) return; // also a view of a detached buffer, which `set` refuses
+  if (length === 0) return; // also a view of a transferred buffer, which `set` refuses
   const words = length < WORDS_IN ? cache.of(src) : null;
   if (words === null) {
+    // One native copy writes all of `src`, whatever `length` says.
+    const actual = typedByteLengthOf(src);
+    if (actual !== length) throw new InvalidArgumentError(`the message is ${actual} bytes, not the ${length} it was checked as; nothing was copied`);
     u8.set(src, start);
     return;
   }
@@ -86,12 +91,12 @@ export function copyOut(i32: Int32Array, u8: Uint8Array, start: number, length: 
     const w0 = start >>> 2;
     for (let i = 0; i < n; i++) words[i] = i32[w0 + i]!;
     if ((length & 3) !== 0) {
-      const dst = target instanceof Uint8Array ? target : new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+      const dst = target instanceof Uint8Array ? target : bytesOf(target);
       for (let i = n << 2; i < length; i++) dst[i] = u8[start + i]!;
     }
     return;
   }
-  const dst = target instanceof Uint8Array ? target : new Uint8Array(target.buffer, target.byteOffset, target.byteLength);
+  const dst = target instanceof Uint8Array ? target : bytesOf(target);
   if (length <= BYTES_OUT) {
     for (let i = 0; i < length; i++) dst[i] = u8[start + i]!;
     return;

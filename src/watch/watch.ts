@@ -38,6 +38,7 @@ import type { TypedArrayConstructor, WatchOptions, WatchValue, WatchWaitOptions 
 import { step } from './steps.js';
 import { WatchWaits } from './waits.js';
 import { BUF_DATA, BUF_LENGTH, BUF_VERSION, BUFFERS_OFFSET, bufferStride, watchSize, WW } from './layout.js';
+import { byteLengthOf, bytesOf } from '../region/view-bytes.js';
 
 const KIND = Kind.Watch;
 const NO_OPTIONS: Readonly<WatchWaitOptions> = Object.freeze({});
@@ -213,9 +214,8 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     if (typeof data === 'string') {
       length = data.length * 3 <= this.#capacity ? -1 : Buffer.byteLength(data);
     } else if (ArrayBuffer.isView(data)) {
-      // `byteLength`, not `length`: see ViewCache (region/word-copy.ts).
-      length = data.byteLength;
-      src = data instanceof Uint8Array ? data : new Uint8Array(data.buffer, data.byteOffset, length);
+      length = byteLengthOf(data); // the built-in getter: region/view-bytes.ts
+      src = data instanceof Uint8Array ? data : bytesOf(data, 0, length);
     } else {
       throw new InvalidArgumentError(`a Watch value must be a string or an ArrayBufferView (Buffer, Float64Array, ...), got ${describe(data)}`);
     }
@@ -312,13 +312,13 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
       step('watch.read.version');
       const at = BUFFERS_OFFSET + (v & 1) * this.#stride;
       const length = this.#dv.getUint32(at + BUF_LENGTH, true);
-      const fits = length <= target.byteLength && length <= this.#capacity;
+      const fits = length <= byteLengthOf(target) && length <= this.#capacity;
       if (fits) this.#copyOut(at + BUF_DATA, length, target);
       Atomics.add(fence, 0, 0);
       step('watch.read.copied');
       if (Atomics.load(w, WW.VERSION) === v) {
         if (length > this.#capacity) throw this.#overwritten(length);
-        if (!fits) throw new OutOfRangeError(`the value is ${length} bytes; target holds ${target.byteLength} (a target of the capacity, ${this.#capacity} bytes, always fits)`);
+        if (!fits) throw new OutOfRangeError(`the value is ${length} bytes; target holds ${byteLengthOf(target)} (a target of the capacity, ${this.#capacity} bytes, always fits)`);
         return { length, version: v >>> 0 };
       }
     }
