@@ -313,6 +313,24 @@ const rows = [
     },
   },
   {
+    title: 'fork with options that are not an object',
+    Class: InvalidArgumentError,
+    message: /^options must be an object, got "pipe"$/,
+    act(ctx) {
+      const shm = ctx.shm(1);
+      return { call: () => shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), [], 'pipe'), unchanged: () => {} };
+    },
+  },
+  {
+    title: 'fork with arguments that are neither an array nor the options',
+    Class: InvalidArgumentError,
+    message: /^args must be an array of strings or the options, got "child"$/,
+    act(ctx) {
+      const shm = ctx.shm(1);
+      return { call: () => shm.fork(new URL('./fixtures/no-inherit.js', import.meta.url), 'child'), unchanged: () => {} };
+    },
+  },
+  {
     title: 'fromFd of a directory',
     Class: InvalidArgumentError,
     message: /^descriptor \d+ is not a shared memory object and cannot be mapped$/,

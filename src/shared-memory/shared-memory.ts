@@ -407,6 +407,8 @@ export class SharedMemory implements Disposable {
     const takesOptions = argsOrOptions !== null && typeof argsOrOptions === 'object' && !Array.isArray(argsOrOptions);
     const args = takesOptions || argsOrOptions == null ? [] : (argsOrOptions as readonly string[]);
     const options = (takesOptions ? argsOrOptions : maybeOptions) ?? {};
+    if (argsOrOptions != null && typeof argsOrOptions !== 'object') throw new InvalidArgumentError(`args must be an array of strings or the options, got ${describe(argsOrOptions)}`);
+    if (typeof options !== 'object' || Array.isArray(options)) throw new InvalidArgumentError(`options must be an object, got ${describe(options)}`);
     const fd = this.#checkOpen('fork a child with');
     const stdio = stdioOf(options as ForkOptions);
     if (!stdio.includes('ipc')) stdio.push('ipc');
