@@ -15,6 +15,7 @@ import { byteLengthOf, bytesOf, typedByteLengthOf } from '../region/view-bytes.j
 /**
  * The error of a receive whose target became shorter than the message while it waited
  * (its buffer resized, transferred or detached); `outcome` says what became of the message.
+ * @internal
  */
 export function targetChanged(target: Uint8Array, length: number, outcome: string): InvalidArgumentError {
   return new InvalidArgumentError(`the target changed to ${byteLengthOf(target)} bytes (its buffer was resized, transferred or detached) while the receive of a ${length}-byte message waited; ${outcome}`);
