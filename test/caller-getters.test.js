@@ -7,8 +7,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Broadcast, Channel, SharedMemory, Watch } from '../dist/index.js';
 import { runFixture } from './helpers.js';
+import { intrinsic, Sneaky } from './fixtures/sneaky-view.js';
 
-const intrinsic = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), 'byteLength').get;
 const dvByteLength = Object.getOwnPropertyDescriptor(DataView.prototype, 'byteLength').get;
 
 function withShm(fn) {
@@ -138,17 +138,6 @@ test('chunked sendSync(): a species constructor that subarray() calls cannot wri
 }));
 
 test('recvIntoSync()/Watch.readInto(): a target whose byteLength getter transfers its buffer never gets a length for bytes not written', withShm(async (shm) => {
-  let armed = false;
-  class Sneaky extends Uint8Array {
-    get byteLength() {
-      const n = intrinsic.call(this);
-      if (armed) {
-        armed = false;
-        structuredClone(this.buffer, { transfer: [this.buffer] });
-      }
-      return n;
-    }
-  }
   const outcomes = [];
   for (const [kind, make] of [
     ['Buffered.Fixed', () => new Channel.Buffered.Fixed(shm, { depth: 2, width: 16 })],
@@ -159,7 +148,7 @@ test('recvIntoSync()/Watch.readInto(): a target whose byteLength getter transfer
     try {
       ch.sendSync('0123456789abcdef');
       const target = new Sneaky(16);
-      armed = true;
+      target.armed = true;
       try {
         const n = ch.recvIntoSync(target);
         if (n > intrinsic.call(target)) outcomes.push(`${kind}: returned ${n}; the target holds ${intrinsic.call(target)} bytes`);
@@ -174,7 +163,7 @@ test('recvIntoSync()/Watch.readInto(): a target whose byteLength getter transfer
   try {
     w.write('0123456789abcdef');
     const target = new Sneaky(16);
-    armed = true;
+    target.armed = true;
     try {
       const got = w.readInto(target);
       if (got.length > intrinsic.call(target)) outcomes.push(`Watch: returned length ${got.length}; the target holds ${intrinsic.call(target)} bytes`);
