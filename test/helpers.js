@@ -28,11 +28,12 @@ export async function withShm(size, fn, tag) {
 /**
  * Starts a fixture script (test/fixtures/NAME.js) as a child process and resolves with
  * { code, signal, stdout, stderr } when it exits. Killed with SIGKILL after `timeoutMs`.
- * With `shm`, the child inherits the object's descriptor (shm.fork).
+ * With `shm`, the child inherits the object's descriptor (shm.fork); `env` adds to its
+ * environment.
  */
-export function runFixture(name, args = [], { shm, timeoutMs = 30_000, onChild } = {}) {
+export function runFixture(name, args = [], { shm, timeoutMs = 30_000, onChild, env } = {}) {
   const path = new URL(`./fixtures/${name}.js`, import.meta.url);
-  const options = { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] };
+  const options = { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], ...(env ? { env: { ...process.env, ...env } } : {}) };
   const child = shm ? shm.fork(path, args, options) : fork(path, args, options);
   let stdout = '';
   let stderr = '';

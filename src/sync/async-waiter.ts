@@ -1,32 +1,40 @@
 /**
  * Async waits on words of shared memory, for the Promise-based API. The main thread never
- * blocks: it hands the word to one waiter thread per process (waiter-thread.ts), which
- * sleeps in the kernel on all pending words at once and reports back through a message.
+ * blocks: it hands each wait to the kernel and goes on, and the event loop learns when
+ * the word may have changed. Two ways, chosen on the first wait:
  *
- * The thread is started on the first wait, keeps the process alive only while a wait is
- * pending (like a socket read would), and costs no CPU while it sleeps.
+ * - **io_uring** (uring-waits.ts; Linux 6.7+ where io_uring is allowed): the kernel
+ *   sleeps on the word itself and makes a pipe readable when it is woken. One wake-up,
+ *   the main thread's, per message.
+ * - **a waiter thread** (thread-waits.ts; everywhere else, or when
+ *   `CONCURRENT_SHM_ASYNC_WAITS=thread`): one thread per process sleeps on all pending
+ *   words at once and reports by message.
+ *
+ * Either keeps the process alive only while a wait is pending (as a socket read would),
+ * and costs no CPU while nothing happens.
  * @internal
  */
-import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import * as sys from '../sys/libc.js';
-import { systemError } from '../system-error.js';
-import { futexWait, futexWake } from './futex.js';
-import type { WaiterRequest } from './waiter-thread.js';
+import { InvalidArgumentError } from '../errors.js';
+import { ThreadWaits } from './thread-waits.js';
+import { UringWaits } from './uring-waits.js';
 
-/** How long, at most, process exit waits for a waiter thread to finish starting. */
-const START_WAIT_MS = 5000;
+/** The environment variable that picks how async waits sleep: `auto` (the default), `io_uring` or `thread`. */
+export const ASYNC_WAITS_ENV = 'CONCURRENT_SHM_ASYNC_WAITS';
+
+/** How async waits sleep in this thread. */
+export type AsyncWaitsKind = 'io_uring' | 'thread';
 
 interface Pending {
   resolve: () => void;
 }
 
 class AsyncWaiter {
-  #worker: Worker | undefined;
-  #port: MessagePort | undefined;
-  #control: Int32Array | undefined;
-  #controlAddress = 0;
+  #backend: UringWaits | ThreadWaits | undefined;
+  #why = '';
   #pending = new Map<number, Pending>();
   #nextId = 1;
+  /** The thread is exiting and the ring is closed: a wait started now never ends (nothing would run after it anyway). */
+  #exited = false;
 
   /**
    * Resolves once the word at `address` may no longer equal `expected` (woken, changed,
@@ -35,39 +43,59 @@ class AsyncWaiter {
    */
   wait(address: number, expected: number, timeoutMs: number, signals: readonly (AbortSignal | undefined)[] = []): Promise<void> {
     const id = this.#nextId++;
-    return new Promise<void>((resolve) => {
+    if (this.#exited) return new Promise<void>(() => {});
+    return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
-      const done = (): void => {
+      const end = (): void => {
         if (timer !== undefined) clearTimeout(timer);
         for (const s of signals) s?.removeEventListener('abort', onAbort);
-        if (this.#pending.delete(id) && this.#pending.size === 0) this.#worker?.unref();
+        if (this.#pending.delete(id) && this.#pending.size === 0) this.#backend?.unref();
+      };
+      const done = (): void => {
+        end();
         resolve();
       };
       const onAbort = (): void => {
         if (!this.#pending.has(id)) return;
-        this.#send({ op: 'remove', id });
+        this.#backend?.remove(id);
         done();
       };
-      // The thread counts the timeout from when it picks the request up, which can be
-      // tens of ms later (the thread starting, a busy machine): a timer here makes the
-      // wait end on time whatever the thread does.
-      if (Number.isFinite(timeoutMs)) timer = setTimeout(onAbort, Math.max(0, timeoutMs) + 1);
       if (signals.some((s) => s?.aborted)) {
         resolve();
         return;
       }
+      let backend: UringWaits | ThreadWaits;
+      try {
+        backend = this.#open();
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      // A timer here ends a timed wait on time whatever the backend does (a waiter thread
+      // counts from when it picks the request up, which can be tens of ms later).
+      if (Number.isFinite(timeoutMs)) timer = setTimeout(onAbort, Math.max(0, timeoutMs) + 1);
       for (const s of signals) s?.addEventListener('abort', onAbort, { once: true });
       this.#pending.set(id, { resolve: done });
       try {
-        this.#start().ref();
+        backend.ref();
+        // The thread's own timeout, a little later than the timer, is only a backstop
+        // (one wake-up per timeout, not two).
+        if (!backend.add(id, address, expected, Number.isFinite(timeoutMs) ? timeoutMs + 20 : 2 ** 31)) done();
       } catch (err) {
-        done();
-        throw err;
+        end();
+        reject(err);
       }
-      // The timer above ends a timed wait; the thread's own timeout, a little later, is
-      // only a backstop (one wake-up per timeout, not two).
-      this.#send({ op: 'add', id, address, expected, timeoutMs: Number.isFinite(timeoutMs) ? timeoutMs + 20 : 2 ** 31 });
     });
+  }
+
+  /** How waits sleep in this thread (opens the way on the first call), and why not io_uring when not. */
+  kind(): { kind: AsyncWaitsKind; why: string } {
+    return { kind: this.#open() instanceof UringWaits ? 'io_uring' : 'thread', why: this.#why };
+  }
+
+  /** Whether a wait wakes this thread directly (io_uring), rather than through a waiter thread. Opens the way on the first call. */
+  get direct(): boolean {
+    return this.#open() instanceof UringWaits;
   }
 
   /** Number of waits pending (for tests). */
@@ -75,63 +103,37 @@ class AsyncWaiter {
     return this.#pending.size;
   }
 
-  #send(req: WaiterRequest): void {
-    this.#port!.postMessage(req);
-    // Bump the generation word and wake the thread so it picks the request up now.
-    Atomics.add(this.#control!, 0, 1);
-    futexWake(this.#controlAddress, 1);
-  }
-
-  #start(): Worker {
-    if (this.#worker !== undefined) return this.#worker;
-    if (this.#control === undefined) {
-      // The control word lives in memory that is never unmapped, so the thread may always use it.
-      const { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } = sys.C;
-      const address = sys.mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (address === -1 || address === 0) throw systemError('allocate the async waiter control page', 'mmap', sys.errno());
-      this.#controlAddress = address;
-      const control = (this.#control = new Int32Array(sys.view(address, 12)));
-      // At exit Node joins worker threads, and a thread sleeping in a system call would
-      // keep it waiting: tell the thread to end and wake it.
-      process.once('exit', () => {
-        // A thread still loading its modules must not be stopped there: koffi, stopped
-        // half-way through its start-up, aborts the whole process ("napi_throw"). Let it
-        // finish loading first (it takes milliseconds; bounded for a thread that never
-        // comes up).
-        const until = performance.now() + START_WAIT_MS;
-        while (this.#worker !== undefined && Atomics.load(control, 2) === 0 && performance.now() < until) {
-          futexWait(address + 8, 0, 10);
-        }
-        Atomics.store(control, 1, 1);
-        Atomics.add(control, 0, 1);
-        futexWake(address);
-      });
-    }
-    const address = this.#controlAddress;
-    Atomics.store(this.#control, 2, 0);
-    const { port1, port2 } = new MessageChannel();
-    this.#port = port1;
-    port1.unref();
-    const worker = new Worker(new URL('./waiter-thread.js', import.meta.url), {
-      workerData: { port: port2, controlAddress: address },
-      transferList: [port2],
-      name: 'concurrent-shm waiter',
-      // A small thread: it only loops over futex calls.
-      resourceLimits: { maxOldGenerationSizeMb: 16, maxYoungGenerationSizeMb: 4, stackSizeMb: 1 },
-    });
-    worker.on('message', (ids: number[]) => {
-      for (const id of ids) this.#pending.get(id)?.resolve();
-    });
-    worker.on('error', (err) => {
-      // The thread died (it should not): fail over by waking every pending wait; callers
-      // re-check and come back, which restarts a thread.
-      this.#worker = undefined;
+  #open(): UringWaits | ThreadWaits {
+    if (this.#backend !== undefined) return this.#backend;
+    const woken = (id: number): void => this.#pending.get(id)?.resolve();
+    // The way in use stopped working: every pending wait ends (its caller re-checks and
+    // waits again, through a waiter thread).
+    const failed = (why: string): void => {
+      this.#backend = new ThreadWaits(woken, failed);
+      this.#why = why;
       for (const p of [...this.#pending.values()]) p.resolve();
-      process.emitWarning(`concurrent-shm waiter thread failed: ${String(err)}`);
-    });
-    worker.unref();
-    this.#worker = worker;
-    return worker;
+      process.emitWarning(`concurrent-shm: async waits moved to a waiter thread: ${why}`);
+    };
+    const wanted = process.env[ASYNC_WAITS_ENV] ?? 'auto';
+    if (wanted !== 'auto' && wanted !== 'io_uring' && wanted !== 'thread') {
+      throw new InvalidArgumentError(`${ASYNC_WAITS_ENV} must be auto, io_uring or thread, not ${JSON.stringify(wanted)}`);
+    }
+    if (wanted === 'thread') {
+      this.#why = `${ASYNC_WAITS_ENV}=thread`;
+      return (this.#backend = new ThreadWaits(woken, failed));
+    }
+    const uring = UringWaits.open(woken, failed);
+    if (typeof uring !== 'string') {
+      // The ring ends with this thread: the kernel cancels its waits when it is closed.
+      process.once('exit', () => {
+        this.#exited = true;
+        uring.close();
+      });
+      return (this.#backend = uring);
+    }
+    if (wanted === 'io_uring') throw new InvalidArgumentError(`${ASYNC_WAITS_ENV}=io_uring, but io_uring cannot wait here: ${uring}`);
+    this.#why = uring;
+    return (this.#backend = new ThreadWaits(woken, failed));
   }
 }
 

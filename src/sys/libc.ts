@@ -73,6 +73,10 @@ export const syscall6: ((n: number, a: number, b: number, c: number, d: number, 
     ? lib.func('long syscall(long n, intptr_t a, intptr_t b, intptr_t c, intptr_t d, intptr_t e, intptr_t f)')
     : null;
 
+/** Linux `int pipe2(int fds[2], int flags)`, with `fds` the address of two ints. */
+export const pipe2: ((fds: number, flags: number) => number) | null =
+  platform === 'linux' ? lib.func('int pipe2(intptr_t fds, int flags)') : null;
+
 /** `futex` syscall number of this CPU (Linux). */
 export const SYS_FUTEX: number = process.arch === 'arm64' ? FUTEX.SYS_FUTEX_ARM64 : FUTEX.SYS_FUTEX_X64;
 

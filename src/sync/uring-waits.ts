@@ -1,0 +1,164 @@
+/**
+ * Async waits through io_uring (Linux 6.7+): the kernel itself sleeps on each pending
+ * word (`IORING_OP_FUTEX_WAIT`) and, once the word is woken, writes one byte to a pipe
+ * that the event loop watches (a write hard-linked to the wait). A wake-up so costs one
+ * thread wake-up, the main thread's, as a socket read does: no helper thread wakes first
+ * and then messages the main thread (thread-waits.ts), which costs two more wake-ups per
+ * message and, on busy CPUs, two more waits for a time slice.
+ *
+ *   wait:   FUTEX_WAIT(word, expected, user_data = id)  --hard link-->  WRITE(pipe, 1 byte)
+ *   woken:  the word is woken (or already differed: -EAGAIN, at once) → the completion
+ *           (id) is posted → the linked write makes the pipe readable → the event loop
+ *           reads it → {@link UringWaits} reaps the completions and reports their ids.
+ *   remove: ASYNC_CANCEL(id): the wait completes with -ECANCELED (its id is reported
+ *           again and ignored).
+ *
+ * Nothing here reads the shared memory: the kernel compares the word (and fails the wait
+ * with -EFAULT if it is not mapped any more), so a region unmapped meanwhile cannot crash
+ * the process.
+ * @internal
+ */
+import net from 'node:net';
+import * as sys from '../sys/libc.js';
+import { OP, Ring, SQE } from '../sys/uring.js';
+
+/** futex2 flags of the wait: a 32-bit word, shared between processes (no FUTEX2_PRIVATE). */
+const FUTEX2_SIZE_U32 = 0x02;
+const FUTEX_BITSET_MATCH_ANY = 0xffffffff;
+/** Submissions in flight at once (two per wait, submitted at once) and completions the ring holds between two reaps (more wait in the kernel). */
+const SQ_ENTRIES = 32;
+const CQ_ENTRIES = 1024;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+
+export class UringWaits {
+  readonly #ring: Ring;
+  readonly #writeFd: number;
+  readonly #socket: net.Socket;
+  /** The byte the linked writes send (its memory must outlive every pending write). */
+  readonly #byte: Buffer;
+  readonly #byteAddress: number;
+  readonly #woken: (id: number) => void;
+  readonly #failed: (why: string) => void;
+  #closed = false;
+
+  /**
+   * Opens the ring and its pipe, and checks that the kernel runs futex waits in io_uring.
+   * Returns why not when it cannot (the caller then uses a waiter thread). `woken(id)` is
+   * called for every wait that ended (woken, the word differed, cancelled) and `failed()`
+   * once if the ring or its pipe stops working (every pending wait must then be retried).
+   */
+  static open(woken: (id: number) => void, failed: (why: string) => void): UringWaits | string {
+    if (sys.platform !== 'linux' || sys.pipe2 === null) return 'not Linux';
+    const ring = Ring.open(SQ_ENTRIES, CQ_ENTRIES);
+    if (typeof ring === 'number') return `io_uring_setup failed (errno ${ring})`;
+    const why = probe(ring);
+    if (why !== null) {
+      ring.close();
+      return why;
+    }
+    const fds = Buffer.alloc(8);
+    if (sys.pipe2(sys.addressOf(fds), O_NONBLOCK | O_CLOEXEC) !== 0) {
+      const e = sys.errno();
+      ring.close();
+      return `pipe2 failed (errno ${e})`;
+    }
+    return new UringWaits(ring, fds.readInt32LE(0), fds.readInt32LE(4), woken, failed);
+  }
+
+  private constructor(ring: Ring, readFd: number, writeFd: number, woken: (id: number) => void, failed: (why: string) => void) {
+    this.#ring = ring;
+    this.#writeFd = writeFd;
+    this.#woken = woken;
+    this.#failed = failed;
+    this.#byte = Buffer.alloc(1);
+    this.#byteAddress = sys.addressOf(this.#byte);
+    const socket = (this.#socket = new net.Socket({ fd: readFd, readable: true, writable: false }));
+    socket.unref();
+    socket.on('data', () => this.#reap());
+    socket.on('error', (err) => this.#fail(`its pipe failed: ${err.message}`));
+    socket.on('close', () => this.#fail('its pipe closed'));
+  }
+
+  /** Starts a wait for the word at `address` to be woken or to differ from `expected`. False if the ring refused it (the caller retries elsewhere). */
+  add(id: number, address: number, expected: number): boolean {
+    if (this.#closed) return false;
+    const r = this.#ring;
+    if (!r.prep(OP.FUTEX_WAIT, SQE.IO_HARDLINK, FUTEX2_SIZE_U32, address, expected >>> 0, 0, id, FUTEX_BITSET_MATCH_ANY)) return false;
+    // The linked write cannot fail to find room: the ring holds SQ_ENTRIES and every
+    // call submits what it prepared.
+    r.prep(OP.WRITE, SQE.CQE_SKIP_SUCCESS, this.#writeFd, this.#byteAddress, -1, 1, 0);
+    if (!this.#submit()) {
+      this.#fail('io_uring_enter failed');
+      return false;
+    }
+    // A word that already differed completed during the submit.
+    this.#reap();
+    return true;
+  }
+
+  /** Cancels a wait (its id is reported once more, and ignored). */
+  remove(id: number): void {
+    if (this.#closed) return;
+    if (this.#ring.prep(OP.ASYNC_CANCEL, SQE.CQE_SKIP_SUCCESS, 0, id, 0, 0, 0)) this.#submit();
+  }
+
+  /** Keeps the process alive (while waits are pending), or not. */
+  ref(): void {
+    if (!this.#closed) this.#socket.ref();
+  }
+
+  unref(): void {
+    if (!this.#closed) this.#socket.unref();
+  }
+
+  /** Ends every wait in the kernel and releases the ring and the pipe. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#socket.destroy();
+    this.#ring.close();
+    sys.close(this.#writeFd);
+  }
+
+  /** Closes, and reports that waits must go elsewhere now. */
+  #fail(why: string): void {
+    if (this.#closed) return;
+    this.close();
+    this.#failed(why);
+  }
+
+  #submit(): boolean {
+    for (let tries = 0; tries < 8; tries++) {
+      const e = this.#ring.submit();
+      if (e === 0) return true;
+      // EINTR: a signal; EAGAIN / EBUSY: the kernel is short of memory or completions
+      // wait to be reaped: reap, then try again.
+      if (e !== (sys.errnoValues.EINTR ?? 4) && e !== (sys.errnoValues.EAGAIN ?? 11) && e !== (sys.errnoValues.EBUSY ?? 16)) break;
+      this.#reap();
+    }
+    return false;
+  }
+
+  #reap(): void {
+    if (this.#closed) return;
+    this.#ring.reap((userData) => {
+      if (userData !== 0) this.#woken(userData);
+    });
+  }
+}
+
+/** Whether this kernel runs futex waits in io_uring: a wait on a word that differs must complete with -EAGAIN (an older kernel: -EINVAL). */
+function probe(ring: Ring): string | null {
+  const word = Buffer.alloc(4);
+  if (!ring.prep(OP.FUTEX_WAIT, 0, FUTEX2_SIZE_U32, sys.addressOf(word), 1, 0, 1, FUTEX_BITSET_MATCH_ANY)) return 'io_uring refused a submission';
+  const e = ring.submit(true);
+  if (e !== 0) return `io_uring_enter failed (errno ${e})`;
+  let res = 0;
+  ring.reap((_, r) => {
+    res = r;
+  });
+  if (res === -(sys.errnoValues.EAGAIN ?? 11)) return null;
+  if (res === -(sys.errnoValues.EINVAL ?? 22)) return 'the kernel has no futex waits in io_uring (Linux < 6.7)';
+  return `a futex wait in io_uring completed with ${res}`;
+}
