@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { CONTENDED_MS, FAILS_TO_SLEEP, FAILS_TO_STOP, LOOK_AFTER_MS, mayNap, PROBE_EVERY_MS, SHORT_SPIN_MS, SpinPolicy } from '../dist/channel/spin-policy.js';
+import { CONTENDED_MS, FAILS_TO_SLEEP, FAILS_TO_STOP, LOOK_AFTER_MS, mayNap, NAP_SLOW_MS, NAPS_SLOW_FOR_MS, PROBE_EVERY_MS, SHORT_SPIN_MS, sleepsAtOnce, SpinPolicy } from '../dist/channel/spin-policy.js';
+import { asyncWaiter } from '../dist/sync/async-waiter.js';
 import { cpusOversubscribed, runnableThreads } from '../dist/sync/run-queue.js';
 import { within } from './helpers.js';
 
@@ -76,6 +77,25 @@ test('naps: only while the CPUs were seen oversubscribed and spins kept failing 
   await new Promise((r) => setImmediate(r));
   assert.is(mayNap(p, now + CONTENDED_MS), false, 'not once the contention is over');
   assert.is(mayNap(p, now), true, '(the turn had no nap yet)');
+});
+
+test('sleeping at once: on oversubscribed CPUs where spins fail and a nap was slow lately, and only where a wake-up reaches the thread directly', () => {
+  const direct = asyncWaiter.direct;
+  const p = new SpinPolicy(0.05, 0.002);
+  const now = performance.now();
+  p.napped(now, now + NAP_SLOW_MS * 2);
+  assert.is(sleepsAtOnce(p, now), false, 'not while nothing said the CPUs are oversubscribed');
+  p.oversubscribed(now);
+  assert.is(sleepsAtOnce(p, now), false, 'not while spins pay');
+  assert.is(sleepsAtOnce(p, now, false), direct, 'except for a wait that never spins');
+  for (let i = 0; i < FAILS_TO_STOP; i++) p.failed(now);
+  assert.is(sleepsAtOnce(p, now), direct, 'a slow nap, failing spins, oversubscribed CPUs');
+  const t = now + NAP_SLOW_MS * 2;
+  assert.is(sleepsAtOnce(p, t + NAPS_SLOW_FOR_MS - 0.01), direct, 'for a while after the slow nap');
+  assert.is(sleepsAtOnce(p, t + NAPS_SLOW_FOR_MS), false, 'then a nap probes again');
+  p.napped(now, now + NAP_SLOW_MS * 2);
+  p.napped(now + 1, now + 1 + NAP_SLOW_MS / 4);
+  assert.is(sleepsAtOnce(p, now + 1), false, 'a quick nap (the peer runs alongside) makes naps pay again');
 });
 
 test('the run queue: a count on Linux, and more runnable threads than CPUs is seen as such', async () => {

@@ -22,7 +22,7 @@
  */
 import { AbortError, TimeoutError } from '../errors.js';
 import type { SharedCounts } from '../channel/counts.js';
-import { mayNap, NAP_MS, SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
+import { mayNap, NAP_MS, sleepsAtOnce, SpinPolicy, spinUntilChange } from '../channel/spin-policy.js';
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
@@ -165,10 +165,12 @@ export class RingWaits {
         }
         policy.look(now);
       }
-      if (now < pollUntil) {
-        // On oversubscribed CPUs a turn naps first (channel/spin-policy.ts), but not the turn that spun.
+      // On oversubscribed CPUs a wait sleeps at once where a wake-up is cheap, and a poll
+      // turn naps first where it is not, but not the turn that spun (channel/spin-policy.ts).
+      if (now < pollUntil && !sleepsAtOnce(policy, now)) {
         if (!spunThisTurn && mayNap(policy, now)) {
           r = this.#sleep(side, attempt, () => Math.min(left, NAP_MS));
+          policy.napped(now, performance.now());
           if (r !== EMPTY && r !== BLOCKED) return finish(r);
         }
         spunThisTurn = false;

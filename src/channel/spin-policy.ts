@@ -34,12 +34,18 @@
  * publish wakes the napper directly: 50–90 µs per round trip in those runs, 5–20 µs in
  * the others (the two parties on two CPUs, where the spin pays). Sleeping through the
  * waiter thread instead took 65–330 µs: three thread wake-ups per message, not one.
+ * Where a sleep wakes the main thread directly (io_uring, sync/uring-waits.ts), a nap
+ * that ends late ({@link NAP_SLOW_MS}: the peer was queued, not running alongside) makes
+ * the waits of that policy sleep at once for a while ({@link sleepsAtOnce}): with both
+ * parties on one busy CPU that measured 42–46 µs per round trip against 71–77 µs napping
+ * (`process.send`: 45–52 µs), while parties on two CPUs keep their 5–7 µs naps.
  *
  * The spinner does not call `sched_yield`: under the kernel's EEVDF scheduler a yield
  * hands the rest of the time slice to any other task, which stalls a running pair for
  * milliseconds; sleeping is the way to give the CPU to the peer.
  * @internal
  */
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { cpusOversubscribed } from '../sync/run-queue.js';
 
 /** Spin this long (ms) before the first look at the run queue. */
@@ -69,6 +75,18 @@ export const SHORT_SPIN_MS = 0.02;
  */
 export const NAP_MS = 0.05;
 
+/**
+ * A nap that lasts longer than this (ms) before the change comes (or that times out) says
+ * the peer was not running alongside but queued for a CPU, likely this one: there a nap
+ * costs more than a sleep through io_uring (measured with two busy loops per CPU and
+ * both parties on one: 71–77 µs per round trip napping, 42–46 µs sleeping at once,
+ * 45–52 µs for `process.send`), while with the parties on two CPUs naps end within
+ * microseconds (5–7 µs per round trip).
+ */
+export const NAP_SLOW_MS = 0.02;
+/** After a slow nap, waits sleep at once (where that is cheap) this long (ms) before a nap probes again. */
+export const NAPS_SLOW_FOR_MS = 10;
+
 /** An async wait of this thread napped in this event-loop turn already. */
 let nappedThisTurn = false;
 const turnEnded = (): void => {
@@ -91,6 +109,19 @@ export function mayNap(policy: SpinPolicy, now: number, spins = true): boolean {
   return true;
 }
 
+/**
+ * Whether an async wait should sleep in the kernel now instead of polling event-loop
+ * turns: the CPUs were seen oversubscribed lately, its spins kept failing there (`spins`
+ * false: a wait that never spins, which the run queue alone decides for), and a wake-up
+ * reaches this thread directly (io_uring, sync/async-waiter.ts). Then a sleep costs one
+ * thread wake-up, as a socket read does, and a poll only keeps this process on a CPU the
+ * peer may be queued for. Through a waiter thread a wake-up costs three, and waits nap
+ * between turns instead ({@link mayNap}).
+ */
+export function sleepsAtOnce(policy: SpinPolicy, now: number, spins = true): boolean {
+  return policy.contended(now) && (!spins || policy.failing()) && policy.napsSlow(now) && asyncWaiter.direct;
+}
+
 /** Loads between two looks at the clock while spinning. */
 export const CLOCK_EVERY = 64;
 /** Loads between two looks at the position and closed words while spinning. */
@@ -102,6 +133,7 @@ export class SpinPolicy {
   readonly max: number;
   readonly min: number;
   #contendedUntil = 0;
+  #napsSlowUntil = 0;
   #fails = 0;
   #probeAt = 0;
 
@@ -163,6 +195,16 @@ export class SpinPolicy {
   /** Spins kept failing on oversubscribed CPUs lately ({@link FAILS_TO_STOP} in a row). */
   failing(): boolean {
     return this.#fails >= FAILS_TO_STOP;
+  }
+
+  /** A nap (started at `start`) ended at `end`, with or without the change. */
+  napped(start: number, end: number): void {
+    this.#napsSlowUntil = end - start > NAP_SLOW_MS ? end + NAPS_SLOW_FOR_MS : 0;
+  }
+
+  /** A nap was slow lately ({@link NAP_SLOW_MS}). */
+  napsSlow(now: number): boolean {
+    return now < this.#napsSlowUntil;
   }
 
   /** `true` while the CPUs were recently seen oversubscribed. */

@@ -30,7 +30,7 @@ import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
 import { BUSY_PHASE_BIT as BUSY, W } from './layout.js';
 import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './slot-protocol.js';
-import { mayNap, NAP_MS, SpinPolicy, spinUntilChange } from './spin-policy.js';
+import { mayNap, NAP_MS, sleepsAtOnce, SpinPolicy, spinUntilChange } from './spin-policy.js';
 import { SLEEP_MS, WaitState } from './wait-state.js';
 
 /**
@@ -200,10 +200,12 @@ export class Waits {
         }
         policy.look(now);
       }
-      if (w.sleptAt === 0 && now < pollUntil) {
-        // On oversubscribed CPUs a turn naps first (spin-policy.ts), but not the turn that spun.
+      // On oversubscribed CPUs a wait sleeps at once where a wake-up is cheap, and a poll
+      // turn naps first where it is not, but not the turn that spun (spin-policy.ts).
+      if (w.sleptAt === 0 && now < pollUntil && !sleepsAtOnce(policy, now)) {
         if (!spun && mayNap(policy, now)) {
           pos = this.#nap(send, w, now, Math.min(left, NAP_MS));
+          policy.napped(now, performance.now());
           if (pos >= 0 || pos === CLAIM_CLOSED) continue;
         }
         spun = false;
@@ -383,10 +385,11 @@ export class Waits {
       if (this.#handOver(pos, deadline, now, signal, w) === 'done') return;
       const held = p.held(pos);
       w.clock(held ? CLAIM_BLOCKED : CLAIM_FULL, now);
-      if (now < pollUntil) {
-        // On oversubscribed CPUs a turn naps first (spin-policy.ts), from the second on.
-        if (turn === 0) policy.look(now);
-        else if (mayNap(policy, now, false)) {
+      // On oversubscribed CPUs the wait sleeps at once, or a turn naps first from the second
+      // on (spin-policy.ts).
+      if (turn === 0) policy.look(now);
+      if (now < pollUntil && !sleepsAtOnce(policy, now, false)) {
+        if (turn > 0 && mayNap(policy, now, false)) {
           this.#counts.raise(SEND_WAITERS);
           try {
             const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
@@ -395,6 +398,7 @@ export class Waits {
           } finally {
             this.#counts.lower(SEND_WAITERS);
           }
+          policy.napped(now, performance.now());
         }
         await nextTurn();
         this.#checkMapped();
