@@ -4,7 +4,7 @@
 //     word (the floor: what reading a shared flag costs) and a plain 64-byte copy;
 //   - write → read latency across two processes: a ping-pong over two Watches, the peer
 //     busy-polling `version` (the floor of the protocol), sleeping in waitSync (futex), and
-//     awaiting wait() (the waiter thread, as onChange and for await do);
+//     awaiting wait() (an async sleep, as onChange and for await do);
 //   - reads/s with 1 and 3 reader processes, while nobody writes and while a writer
 //     process writes as fast as it can.
 // Aim: a read <= 200 ns for 64 B.

@@ -383,7 +383,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
 
   /**
    * Resolves once the version differs from `sinceVersion`, without blocking the event
-   * loop (the process's waiter thread sleeps on the version word).
+   * loop (the kernel sleeps on the version word: through io_uring, or the process's waiter thread).
    * @returns The version now.
    * Rejects with {@link TimeoutError}, {@link AbortError}, or {@link RegionUnmappedError} when this handle is released meanwhile.
    */
