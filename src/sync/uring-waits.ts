@@ -88,8 +88,9 @@ export class UringWaits {
     // The linked write cannot fail to find room: the ring holds SQ_ENTRIES and every
     // call submits what it prepared.
     r.prep(OP.WRITE, SQE.CQE_SKIP_SUCCESS, this.#writeFd, this.#byteAddress, -1, 1, 0);
-    if (!this.#submit()) {
-      this.#fail('io_uring_enter failed');
+    const e = this.#submit();
+    if (e !== 0) {
+      this.#fail(`io_uring_enter failed (errno ${e})`);
       return false;
     }
     // A word that already differed completed during the submit.
@@ -100,6 +101,8 @@ export class UringWaits {
   /** Cancels a wait (its id is reported once more, and ignored). */
   remove(id: number): void {
     if (this.#closed) return;
+    // If the cancel cannot be submitted, the wait stays in the kernel until its word is
+    // woken, and its id is then ignored.
     if (this.#ring.prep(OP.ASYNC_CANCEL, SQE.CQE_SKIP_SUCCESS, 0, id, 0, 0, 0)) this.#submit();
   }
 
@@ -117,6 +120,9 @@ export class UringWaits {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.destroy();
+    // The ring first: a linked write looks its descriptor up only when it runs, so the
+    // write end must stay open (its number not reused by another file) until no write
+    // can run any more.
     this.#ring.close();
     sys.close(this.#writeFd);
   }
@@ -128,16 +134,18 @@ export class UringWaits {
     this.#failed(why);
   }
 
-  #submit(): boolean {
+  /** Hands every prepared SQE to the kernel. Returns the errno that stopped it, or 0. */
+  #submit(): number {
+    let e = 0;
     for (let tries = 0; tries < 8; tries++) {
-      const e = this.#ring.submit();
-      if (e === 0) return true;
-      // EINTR: a signal; EAGAIN / EBUSY: the kernel is short of memory or completions
-      // wait to be reaped: reap, then try again.
-      if (e !== (sys.errnoValues.EINTR ?? 4) && e !== (sys.errnoValues.EAGAIN ?? 11) && e !== (sys.errnoValues.EBUSY ?? 16)) break;
+      e = this.#ring.submit();
+      if (e === 0 && this.#ring.unsubmitted === 0) return 0;
+      // EINTR: a signal; EAGAIN / EBUSY, or fewer taken than prepared: the kernel is short
+      // of memory or completions wait to be reaped: reap, then try again.
+      if (e !== 0 && e !== (sys.errnoValues.EINTR ?? 4) && e !== (sys.errnoValues.EAGAIN ?? 11) && e !== (sys.errnoValues.EBUSY ?? 16)) break;
       this.#reap();
     }
-    return false;
+    return e === 0 ? sys.errnoValues.EAGAIN ?? 11 : e;
   }
 
   #reap(): void {

@@ -73,6 +73,11 @@ export class Ring {
   readonly #cqes: number;
   /** SQEs prepared and not yet handed to the kernel. */
   #unsubmitted = 0;
+
+  /** SQEs prepared and not yet taken by the kernel (a submit can take fewer when it is short of memory). */
+  get unsubmitted(): number {
+    return this.#unsubmitted;
+  }
   #closed = false;
 
   /**
