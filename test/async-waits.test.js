@@ -129,6 +129,21 @@ test('the environment picks the way: a bad value is refused with a clear error b
   else assert.equal([forced.name, /io_uring cannot wait here/.test(forced.message)], ['InvalidArgumentError', true]);
 });
 
+test('a ring that stops working: its pending waits end, a warning says why, and waits go on through a waiter thread', async () => {
+  if (wanted === 'thread' || !uringExpected()) return;
+  const r = await runFixture('async-waits-fallback');
+  assert.is(r.code, 0, r.stderr);
+  const seen = JSON.parse(r.stdout);
+  assert.equal(seen.before, 'io_uring');
+  assert.equal(seen.ended, ['a', 'b'], 'the pending wait and the one that found the ring broken both ended');
+  assert.equal(seen.after.kind, 'thread');
+  assert.match(seen.after.why, /io_uring_enter failed \(errno \d+\)/);
+  assert.equal(seen.warnings.length, 1);
+  assert.match(seen.warnings[0], /concurrent-shm: async waits moved to a waiter thread: io_uring_enter failed/);
+  assert.is(seen.woken, true, 'a later wait is woken through the thread');
+  assert.is(seen.pending, 0);
+});
+
 if (wanted !== 'thread') {
   test('the same checks pass with waits through the waiter thread', () => {
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url)], {
@@ -137,8 +152,8 @@ if (wanted !== 'thread') {
       timeout: 60_000,
     });
     assert.is(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /Total:\s+6\b/);
-    assert.match(r.stdout, /Passed:\s+6\b/);
+    assert.match(r.stdout, /Total:\s+7\b/);
+    assert.match(r.stdout, /Passed:\s+7\b/);
   });
 }
 
