@@ -54,6 +54,8 @@ export const LOOK_AFTER_MS = 0.05;
 export const LOOK_EVERY_MS = 0.25;
 /** How long "the CPUs are oversubscribed" holds after a look said so (ms). */
 export const CONTENDED_MS = 20;
+/** An async wait's look at the run queue is skipped when the policy looked less than this long ago (ms). */
+export const LOOK_GAP_MS = 1;
 /** Failed spins in a row, on oversubscribed CPUs, after which waits spin only {@link SHORT_SPIN_MS}. */
 export const FAILS_TO_STOP = 3;
 /** Failed spins in a row, on oversubscribed CPUs, after which waits do not spin at all. */
@@ -133,6 +135,7 @@ export class SpinPolicy {
   readonly max: number;
   readonly min: number;
   #contendedUntil = 0;
+  #lookAgainAt = 0;
   #napsSlowUntil = 0;
   #fails = 0;
   #probeAt = 0;
@@ -187,8 +190,15 @@ export class SpinPolicy {
     this.#contendedUntil = now + CONTENDED_MS;
   }
 
-  /** An async spin, too short to look at the run queue itself, gave up at `now`: look at it now (about a microsecond). */
+  /**
+   * An async spin, too short to look at the run queue itself, gave up at `now`: look at it
+   * now (a read of /proc/loadavg, about a microsecond), unless a look of this policy did
+   * less than {@link LOOK_GAP_MS} ago (a wait that sleeps at once on every message would
+   * otherwise pay it per message; what a look finds holds for {@link CONTENDED_MS}).
+   */
   look(now: number): void {
+    if (now < this.#lookAgainAt) return;
+    this.#lookAgainAt = now + LOOK_GAP_MS;
     if (cpusOversubscribed()) this.oversubscribed(now);
   }
 
