@@ -4,6 +4,7 @@ import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { asyncWaiter } from '../../dist/sync/async-waiter.js';
 import { formatSize } from './transport.js';
 
 export const JSON_SCHEMA = 'concurrent-shm/bench-ipc@1';
@@ -34,7 +35,18 @@ export function machineInfo() {
     commit,
     dirty: status === null ? null : status.length > 0,
     date: new Date().toISOString(),
+    asyncWaits: asyncWaits(),
   };
+}
+
+/** How this process's async waits sleep: "io_uring", or "thread (why)" (see docs/os-notes.md). */
+function asyncWaits() {
+  try {
+    const { kind, why } = asyncWaiter.kind();
+    return kind === 'io_uring' ? kind : `${kind} (${why})`;
+  } catch (err) {
+    return `refused: ${err.message}`;
+  }
 }
 
 /** One-line machine summary, e.g. "AMD EPYC · 2 cores · 23.5 GiB · Node v20.20.2 · linux x64 · abc1234". */
@@ -47,6 +59,7 @@ export function machineSummary(m) {
     `${m.platform} ${m.arch}`,
   ];
   if (m.commit) parts.push(`commit ${m.commit}${m.dirty ? '+' : ''}`);
+  if (m.asyncWaits) parts.push(`async waits: ${m.asyncWaits}`);
   parts.push(m.date.slice(0, 10));
   return parts.join(' · ');
 }
