@@ -1,8 +1,8 @@
 // Async waits through io_uring (src/sync/uring-waits.ts) under a worker's end and under
 // a long ping-pong with another process.
 // - A worker that used async waits and is ended by worker.terminate() must leave no ring,
-//   pipe or mapping behind: a terminated worker runs no 'exit' listener, and worker pools
-//   terminate workers routinely. So workers wait through a waiter thread.
+//   wait, pipe or descriptor behind: a terminated worker runs no 'exit' listener, and
+//   worker pools terminate workers routinely.
 // - Two processes alternating on two words, each sleeping through asyncWaiter, must never
 //   lose a wake-up (a lost one hangs the run), with cancels of timed waits racing wakes.
 import { test } from 'uvu';
@@ -12,8 +12,10 @@ import { Worker } from 'node:worker_threads';
 import { Region } from '../dist/index.js';
 import { asyncWaiter } from '../dist/sync/async-waiter.js';
 import { futexWake } from '../dist/sync/futex.js';
-import { view } from '../dist/sys/libc.js';
+import { addressOf, SYS_FUTEX, syscall6, view } from '../dist/sys/libc.js';
 import { runFixture, withShm, within } from './helpers.js';
+
+const uring = asyncWaiter.kind().kind === 'io_uring';
 
 /** io_uring descriptors, pipe descriptors and io_uring mappings of this process. */
 function resources() {
@@ -32,23 +34,43 @@ function resources() {
 }
 
 const workerSource = `
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 const { asyncWaiter } = await import(${JSON.stringify(new URL('../dist/sync/async-waiter.js', import.meta.url).href)});
-const { addressOf } = await import(${JSON.stringify(new URL('../dist/sys/libc.js', import.meta.url).href)});
-const word = Buffer.alloc(4);
-asyncWaiter.wait(addressOf(word), 0, Infinity); // pending until the worker ends
+const { address } = workerData;
 parentPort.postMessage(asyncWaiter.kind().kind);
+await asyncWaiter.wait(address, 0, Infinity); // woken by the main thread
+parentPort.postMessage('woken');
+asyncWaiter.wait(address + 4, 0, Infinity); // pending until the worker is ended
+parentPort.postMessage('waiting');
 `;
 
-test('workers wait through a waiter thread, and ended by terminate() while an async wait is pending leave no ring, pipe or mapping behind', async () => {
+/** Wakes every sleeper on the word at `address`; returns how many there were. */
+const wakeAll = (address) => syscall6(SYS_FUTEX, address, 1, 0x7fffffff, 0, 0, 0);
+
+test('workers wait through io_uring as well; ended by terminate() with a wait pending, they leave no wait, descriptor or pipe behind', async () => {
   if (process.platform !== 'linux') return; // /proc
+  const words = Buffer.from(new SharedArrayBuffer(8));
+  const address = addressOf(words);
+  const w = new Int32Array(words.buffer, 0, 2);
   const before = resources();
   for (let i = 0; i < 10; i++) {
-    const worker = new Worker(workerSource, { eval: true });
-    assert.is(await within(10_000, new Promise((r) => worker.once('message', r)), 'the worker'), 'thread');
+    const worker = new Worker(workerSource, { eval: true, workerData: { address } });
+    const messages = [];
+    const next = () => new Promise((r) => worker.once('message', r));
+    messages.push(await within(10_000, next(), 'the worker starting'));
+    const woken = next();
+    await new Promise((r) => setTimeout(r, 20));
+    Atomics.store(w, 0, 1);
+    futexWake(address);
+    messages.push(await within(5000, woken, 'the worker woken'));
+    messages.push(await within(5000, next(), 'the worker waiting again'));
+    assert.equal(messages, [uring ? 'io_uring' : 'thread', 'woken', 'waiting']);
+    Atomics.store(w, 0, 0);
     await worker.terminate();
   }
-  await new Promise((r) => setTimeout(r, 50));
+  // The kernel drops a terminated worker's ring in the background, and its wait with it.
+  await new Promise((r) => setTimeout(r, 300));
+  assert.is(wakeAll(address + 4), uring ? 0 : wakeAll(address + 4), 'no wait of an ended worker is left in the kernel');
   assert.equal(resources(), before);
 });
 

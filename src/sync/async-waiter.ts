@@ -5,8 +5,8 @@
  *
  * - **io_uring** (uring-waits.ts; Linux 6.7+ where io_uring is allowed): the kernel
  *   sleeps on the word itself and makes a pipe readable when it is woken. One wake-up,
- *   the main thread's, per message.
- * - **a waiter thread** (thread-waits.ts; everywhere else, in worker threads, or when
+ *   the JavaScript thread's, per message. One ring per thread (main or worker).
+ * - **a waiter thread** (thread-waits.ts; everywhere else, or when
  *   `CONCURRENT_SHM_ASYNC_WAITS=thread`): one thread per process (or worker) sleeps on
  *   all pending words at once and reports by message.
  *
@@ -14,7 +14,6 @@
  * and costs no CPU while nothing happens.
  * @internal
  */
-import { isMainThread } from 'node:worker_threads';
 import { InvalidArgumentError } from '../errors.js';
 import { ThreadWaits } from './thread-waits.js';
 import { UringWaits } from './uring-waits.js';
@@ -123,15 +122,10 @@ class AsyncWaiter {
       this.#why = `${ASYNC_WAITS_ENV}=thread`;
       return (this.#backend = new ThreadWaits(woken, failed));
     }
-    // A worker ended by terminate() runs no exit code: its ring, pipe and mappings would
-    // outlive it, one set per worker a pool ever ended. Workers use a waiter thread.
-    if (!isMainThread) {
-      this.#why = 'a worker thread (one ended by terminate() could not close its ring)';
-      return (this.#backend = new ThreadWaits(woken, failed));
-    }
     const uring = UringWaits.open(woken, failed);
     if (typeof uring !== 'string') {
-      // The ring ends with this thread: the kernel cancels its waits when it is closed.
+      // The ring ends with this thread (uring-waits.ts): here, when the thread exits on its
+      // own; the kernel drops it even when a worker is ended by terminate() instead.
       process.once('exit', () => {
         this.#exited = true;
         uring.close();

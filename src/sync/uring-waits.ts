@@ -27,13 +27,14 @@ const FUTEX2_SIZE_U32 = 0x02;
 const FUTEX_BITSET_MATCH_ANY = 0xffffffff;
 /** Submissions in flight at once (two per wait, submitted at once) and completions the ring holds between two reaps (more wait in the kernel). */
 const SQ_ENTRIES = 32;
-const CQ_ENTRIES = 1024;
+const CQ_ENTRIES = 128;
+/** The pipe's write end, as the ring's fixed file. */
+const PIPE_FILE = 0;
 const O_NONBLOCK = 0o4000;
 const O_CLOEXEC = 0o2000000;
 
 export class UringWaits {
   readonly #ring: Ring;
-  readonly #writeFd: number;
   readonly #socket: net.Socket;
   /** The byte the linked writes send (its memory must outlive every pending write). */
   readonly #byte: Buffer;
@@ -50,25 +51,24 @@ export class UringWaits {
    */
   static open(woken: (id: number) => void, failed: (why: string) => void): UringWaits | string {
     if (sys.platform !== 'linux' || sys.pipe2 === null) return 'not Linux';
-    const ring = Ring.open(SQ_ENTRIES, CQ_ENTRIES);
-    if (typeof ring === 'number') return `io_uring_setup failed (errno ${ring})`;
-    const why = probe(ring);
+    const fds = Buffer.alloc(8);
+    if (sys.pipe2(sys.addressOf(fds), O_NONBLOCK | O_CLOEXEC) !== 0) return `pipe2 failed (errno ${sys.errno()})`;
+    const [readFd, writeFd] = [fds.readInt32LE(0), fds.readInt32LE(4)];
+    // The write end becomes the ring's fixed file 0: the ring closes it when it ends (with
+    // this thread, at the latest), and no later descriptor can take its number meanwhile.
+    const ring = Ring.open(SQ_ENTRIES, CQ_ENTRIES, [writeFd]);
+    sys.close(writeFd);
+    const why = typeof ring === 'number' ? `io_uring_setup failed (errno ${ring})` : probe(ring);
     if (why !== null) {
-      ring.close();
+      if (typeof ring !== 'number') ring.close();
+      sys.close(readFd);
       return why;
     }
-    const fds = Buffer.alloc(8);
-    if (sys.pipe2(sys.addressOf(fds), O_NONBLOCK | O_CLOEXEC) !== 0) {
-      const e = sys.errno();
-      ring.close();
-      return `pipe2 failed (errno ${e})`;
-    }
-    return new UringWaits(ring, fds.readInt32LE(0), fds.readInt32LE(4), woken, failed);
+    return new UringWaits(ring as Ring, readFd, woken, failed);
   }
 
-  private constructor(ring: Ring, readFd: number, writeFd: number, woken: (id: number) => void, failed: (why: string) => void) {
+  private constructor(ring: Ring, readFd: number, woken: (id: number) => void, failed: (why: string) => void) {
     this.#ring = ring;
-    this.#writeFd = writeFd;
     this.#woken = woken;
     this.#failed = failed;
     this.#byte = Buffer.alloc(1);
@@ -87,7 +87,7 @@ export class UringWaits {
     if (!r.prep(OP.FUTEX_WAIT, SQE.IO_HARDLINK, FUTEX2_SIZE_U32, address, expected >>> 0, 0, id, FUTEX_BITSET_MATCH_ANY)) return false;
     // The linked write cannot fail to find room: the ring holds SQ_ENTRIES and every
     // call submits what it prepared.
-    r.prep(OP.WRITE, SQE.CQE_SKIP_SUCCESS, this.#writeFd, this.#byteAddress, -1, 1, 0);
+    r.prep(OP.WRITE, SQE.FIXED_FILE | SQE.CQE_SKIP_SUCCESS, PIPE_FILE, this.#byteAddress, -1, 1, 0);
     const e = this.#submit();
     if (e !== 0) {
       this.#fail(`io_uring_enter failed (errno ${e})`);
@@ -120,11 +120,7 @@ export class UringWaits {
     if (this.#closed) return;
     this.#closed = true;
     this.#socket.destroy();
-    // The ring first: a linked write looks its descriptor up only when it runs, so the
-    // write end must stay open (its number not reused by another file) until no write
-    // can run any more.
     this.#ring.close();
-    sys.close(this.#writeFd);
   }
 
   /** Closes, and reports that waits must go elsewhere now. */

@@ -9,12 +9,11 @@
  * |-------:|----------------|----------|
  * | 0      | sq_entries     | submission ring size (out) |
  * | 4      | cq_entries     | completion ring size (in with `IORING_SETUP_CQSIZE`, out) |
- * | 8      | flags          | `IORING_SETUP_CQSIZE` (in) |
- * | 20     | features       | must have `IORING_FEAT_SINGLE_MMAP` (Linux 5.4+: both rings in one mapping) |
- * | 40     | sq_off         | u32 offsets in the ring mapping: head 40, tail 44, ring_mask 48, ring_entries 52, flags 56, dropped 60, array 64 |
- * | 80     | cq_off         | u32 offsets: head 80, tail 84, ring_mask 88, ring_entries 92, overflow 96, cqes 100 |
+ * | 8      | flags          | `IORING_SETUP_CQSIZE`, `IORING_SETUP_NO_MMAP` (in) |
+ * | 40     | sq_off         | u32 offsets in the rings' page: head 40, tail 44, ring_mask 48, ring_entries 52, flags 56, dropped 60, array 64; u64 user_addr 72 (in: the SQEs' page) |
+ * | 80     | cq_off         | u32 offsets: head 80, tail 84, ring_mask 88, ring_entries 92, overflow 96, cqes 100; u64 user_addr 112 (in: the rings' page) |
  *
- * ## struct io_uring_sqe (64 bytes, in the SQE array mapped at `IORING_OFF_SQES`)
+ * ## struct io_uring_sqe (64 bytes, in the SQEs' page)
  * | offset | field       | |
  * |-------:|-------------|---|
  * | 0      | opcode u8, flags u8 (`IOSQE_*`), ioprio u16 | |
@@ -34,19 +33,29 @@ import * as sys from './libc.js';
 /** `io_uring_setup`, `io_uring_enter`: the same numbers on x86-64 and arm64. */
 const SYS_IO_URING_SETUP = 425;
 const SYS_IO_URING_ENTER = 426;
+const SYS_IO_URING_REGISTER = 427;
 
 const IORING_SETUP_CQSIZE = 1 << 3;
-const IORING_FEAT_SINGLE_MMAP = 1 << 0;
-const IORING_OFF_SQES = 0x10000000;
+/** The application gives the rings' memory (Linux 6.5+); each ring must then fit in one page. */
+const IORING_SETUP_NO_MMAP = 1 << 14;
 const IORING_ENTER_GETEVENTS = 1 << 0;
+/** io_uring_enter's first argument is an index among this thread's registered rings. */
+const IORING_ENTER_REGISTERED_RING = 1 << 4;
+const IORING_REGISTER_FILES = 2;
+const IORING_REGISTER_RING_FDS = 20;
+const IORING_UNREGISTER_RING_FDS = 21;
+/** io_uring_register's first argument is a registered ring's index (Linux 6.3+). */
+const IORING_REGISTER_USE_REGISTERED_RING = 1 << 31;
+const PAGE = 4096;
 /** sq flags bit: completions overflowed the CQ ring and wait in the kernel for room. */
 const IORING_SQ_CQ_OVERFLOW = 1 << 1;
-const MAP_POPULATE = 0x8000;
 
 /** Opcodes used here. FUTEX_WAIT is Linux 6.7+; older kernels complete it with -EINVAL. */
 export const OP = { WRITE: 23, ASYNC_CANCEL: 14, FUTEX_WAIT: 51 } as const;
 /** `IOSQE_*` flags. */
 export const SQE = {
+  /** `fd` is an index among the ring's fixed files. */
+  FIXED_FILE: 1 << 0,
   /** Run the next SQE after this one, whatever this one's result. */
   IO_HARDLINK: 1 << 3,
   /** Post no completion when this one succeeds. */
@@ -57,10 +66,12 @@ const TWO32 = 2 ** 32;
 
 /** One io_uring instance. Not thread-safe: one per JavaScript thread. */
 export class Ring {
-  readonly fd: number;
+  /** The ring's index among this thread's registered rings (its descriptor is closed). */
+  readonly #index: number;
   readonly #ring: Uint32Array;
   readonly #sqes: Uint32Array;
-  readonly #mappings: [number, number][];
+  /** The two pages the rings live in (this process's memory, pinned by the kernel). */
+  readonly #memory: number;
   readonly #sqHead: number;
   readonly #sqTail: number;
   readonly #sqMask: number;
@@ -73,55 +84,65 @@ export class Ring {
   readonly #cqes: number;
   /** SQEs prepared and not yet handed to the kernel. */
   #unsubmitted = 0;
+  #closed = false;
 
   /** SQEs prepared and not yet taken by the kernel (a submit can take fewer when it is short of memory). */
   get unsubmitted(): number {
     return this.#unsubmitted;
   }
-  #closed = false;
 
   /**
-   * Sets up a ring of `sqEntries` submissions and `cqEntries` completions. Returns the
-   * errno when the kernel refuses (ENOSYS: no io_uring; EPERM: disabled by
-   * `kernel.io_uring_disabled` or a seccomp filter, as Docker's default one; ENOMEM).
+   * Sets up a ring of `sqEntries` submissions and `cqEntries` completions that belongs to
+   * the calling thread, with `files` registered as its fixed files 0, 1, … (the caller
+   * may close its own descriptors of them afterwards). Returns the errno when the kernel
+   * refuses (ENOSYS: no io_uring; EPERM: disabled by `kernel.io_uring_disabled` or a
+   * seccomp filter, as Docker's default one; EINVAL: before Linux 6.5; ENOMEM).
+   *
+   * The rings live in two pages of this process's memory (`IORING_SETUP_NO_MMAP`), the
+   * ring's descriptor is registered with the thread and closed (`IORING_REGISTER_RING_FDS`):
+   * when the thread ends, even without running any code (a worker ended by `terminate()`),
+   * the kernel drops the ring, cancels what is pending and closes its fixed files. The
+   * two pages stay mapped then (8 KiB per such thread).
    */
-  static open(sqEntries: number, cqEntries: number): Ring | number {
+  static open(sqEntries: number, cqEntries: number, files: readonly number[]): Ring | number {
     if (sys.syscall6 === null) return sys.errnoValues.ENOSYS ?? 38;
+    const { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } = sys.C;
+    const memory = sys.mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory === -1 || memory === 0) return sys.errno();
+    const fail = (e: number, fd = -1): number => {
+      if (fd >= 0) sys.close(fd);
+      sys.munmap(memory, 2 * PAGE);
+      return e;
+    };
     const params = Buffer.alloc(120);
     params.writeUInt32LE(cqEntries, 4);
-    params.writeUInt32LE(IORING_SETUP_CQSIZE, 8);
+    params.writeUInt32LE(IORING_SETUP_CQSIZE | IORING_SETUP_NO_MMAP, 8);
+    params.writeBigUInt64LE(BigInt(memory + PAGE), 72); // sq_off.user_addr: the SQEs
+    params.writeBigUInt64LE(BigInt(memory), 112); // cq_off.user_addr: the rings
     const fd = sys.syscall6(SYS_IO_URING_SETUP, sqEntries, sys.addressOf(params), 0, 0, 0, 0);
-    if (fd < 0) return sys.errno();
+    if (fd < 0) return fail(sys.errno());
     const u32 = (offset: number): number => params.readUInt32LE(offset);
-    const sqN = u32(0);
-    const cqN = u32(4);
-    if ((u32(20) & IORING_FEAT_SINGLE_MMAP) === 0) {
-      sys.close(fd);
-      return sys.errnoValues.ENOSYS ?? 38;
+    if (u32(0) * 64 > PAGE || Math.max(u32(64) + u32(0) * 4, u32(100) + u32(4) * 16) > PAGE) return fail(sys.errnoValues.EINVAL ?? 22, fd);
+    if (files.length > 0) {
+      const fds = Buffer.alloc(4 * files.length);
+      files.forEach((f, i) => fds.writeInt32LE(f, 4 * i));
+      if (sys.syscall6(SYS_IO_URING_REGISTER, fd, IORING_REGISTER_FILES, sys.addressOf(fds), files.length, 0, 0) < 0) return fail(sys.errno(), fd);
     }
-    const ringBytes = Math.max(u32(64) + sqN * 4, u32(100) + cqN * 16);
-    const { PROT_READ, PROT_WRITE, MAP_SHARED } = sys.C;
-    const ringAddress = sys.mmap(0, ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, 0);
-    if (ringAddress === -1) {
-      const e = sys.errno();
-      sys.close(fd);
-      return e;
-    }
-    const sqeAddress = sys.mmap(0, sqN * 64, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
-    if (sqeAddress === -1) {
-      const e = sys.errno();
-      sys.munmap(ringAddress, ringBytes);
-      sys.close(fd);
-      return e;
-    }
-    return new Ring(fd, params, [ringAddress, ringBytes], [sqeAddress, sqN * 64]);
+    // struct io_uring_rsrc_update { u32 offset; u32 resv; u64 data; }: offset -1 lets the
+    // kernel pick the index, and returns it there.
+    const update = Buffer.alloc(16);
+    update.writeUInt32LE(0xffffffff, 0);
+    update.writeBigUInt64LE(BigInt(fd), 8);
+    if (sys.syscall6(SYS_IO_URING_REGISTER, fd, IORING_REGISTER_RING_FDS, sys.addressOf(update), 1, 0, 0) !== 1) return fail(sys.errno(), fd);
+    sys.close(fd);
+    return new Ring(update.readUInt32LE(0), params, memory);
   }
 
-  private constructor(fd: number, params: Buffer, ring: [number, number], sqes: [number, number]) {
-    this.fd = fd;
-    this.#mappings = [ring, sqes];
-    this.#ring = new Uint32Array(sys.view(ring[0], ring[1]));
-    this.#sqes = new Uint32Array(sys.view(sqes[0], sqes[1]));
+  private constructor(index: number, params: Buffer, memory: number) {
+    this.#index = index;
+    this.#memory = memory;
+    this.#ring = new Uint32Array(sys.view(memory, PAGE));
+    this.#sqes = new Uint32Array(sys.view(memory + PAGE, PAGE));
     const word = (offset: number): number => params.readUInt32LE(offset) >>> 2;
     this.#sqHead = word(40);
     this.#sqTail = word(44);
@@ -180,7 +201,7 @@ export class Ring {
   submit(wait = false): number {
     if (this.#closed) return sys.errnoValues.EBADF ?? 9;
     const n = this.#unsubmitted;
-    const r = sys.syscall6!(SYS_IO_URING_ENTER, this.fd, n, wait ? 1 : 0, wait ? IORING_ENTER_GETEVENTS : 0, 0, 0);
+    const r = sys.syscall6!(SYS_IO_URING_ENTER, this.#index, n, wait ? 1 : 0, IORING_ENTER_REGISTERED_RING | (wait ? IORING_ENTER_GETEVENTS : 0), 0, 0);
     if (r < 0) return sys.errno();
     this.#unsubmitted -= r;
     return 0;
@@ -207,15 +228,21 @@ export class Ring {
       }
       if ((Atomics.load(r, this.#sqFlags) & IORING_SQ_CQ_OVERFLOW) === 0) return;
       // The kernel keeps overflowed completions and moves them in on the next enter.
-      if (sys.syscall6!(SYS_IO_URING_ENTER, this.fd, 0, 0, IORING_ENTER_GETEVENTS, 0, 0) < 0) return;
+      if (sys.syscall6!(SYS_IO_URING_ENTER, this.#index, 0, 0, IORING_ENTER_REGISTERED_RING | IORING_ENTER_GETEVENTS, 0, 0) < 0) return;
     }
   }
 
-  /** Unmaps the rings and closes the ring (the kernel cancels what is still pending). */
+  /**
+   * Ends the ring: unregisters it from this thread, which drops it (the kernel cancels
+   * what is pending and closes its fixed files), and unmaps its pages (the kernel keeps
+   * its own hold on them until it is done).
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const [address, length] of this.#mappings) sys.munmap(address, length);
-    sys.close(this.fd);
+    const update = Buffer.alloc(16);
+    update.writeUInt32LE(this.#index, 0);
+    sys.syscall6!(SYS_IO_URING_REGISTER, this.#index, IORING_UNREGISTER_RING_FDS | IORING_REGISTER_USE_REGISTERED_RING, sys.addressOf(update), 1, 0, 0);
+    sys.munmap(this.#memory, 2 * PAGE);
   }
 }
