@@ -38,11 +38,12 @@ const SYS_IO_URING_REGISTER = 427;
 const IORING_SETUP_CQSIZE = 1 << 3;
 /** The application gives the rings' memory (Linux 6.5+); each ring must then fit in one page. */
 const IORING_SETUP_NO_MMAP = 1 << 14;
+/** io_uring_setup registers the ring with the thread and returns its index, never a descriptor (Linux 6.5+, with NO_MMAP). */
+const IORING_SETUP_REGISTERED_FD_ONLY = 1 << 15;
 const IORING_ENTER_GETEVENTS = 1 << 0;
 /** io_uring_enter's first argument is an index among this thread's registered rings. */
 const IORING_ENTER_REGISTERED_RING = 1 << 4;
 const IORING_REGISTER_FILES = 2;
-const IORING_REGISTER_RING_FDS = 20;
 const IORING_UNREGISTER_RING_FDS = 21;
 /** io_uring_register's first argument is a registered ring's index (Linux 6.3+). */
 const IORING_REGISTER_USE_REGISTERED_RING = 1 << 31;
@@ -98,8 +99,8 @@ export class Ring {
    * refuses (ENOSYS: no io_uring; EPERM: disabled by `kernel.io_uring_disabled` or a
    * seccomp filter, as Docker's default one; EINVAL: before Linux 6.5; ENOMEM).
    *
-   * The rings live in two pages of this process's memory (`IORING_SETUP_NO_MMAP`), the
-   * ring's descriptor is registered with the thread and closed (`IORING_REGISTER_RING_FDS`):
+   * The rings live in two pages of this process's memory (`IORING_SETUP_NO_MMAP`), and
+   * the ring is registered with the thread, without a descriptor (`IORING_SETUP_REGISTERED_FD_ONLY`):
    * when the thread ends, even without running any code (a worker ended by `terminate()`),
    * the kernel drops the ring, cancels what is pending and closes its fixed files. The
    * two pages stay mapped then (8 KiB per such thread).
@@ -109,33 +110,29 @@ export class Ring {
     const { PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS } = sys.C;
     const memory = sys.mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (memory === -1 || memory === 0) return sys.errno();
-    const fail = (e: number, fd = -1): number => {
-      if (fd >= 0) sys.close(fd);
+    const fail = (e: number, index = -1): number => {
+      if (index >= 0) unregister(index);
       sys.munmap(memory, 2 * PAGE);
       return e;
     };
     const params = Buffer.alloc(120);
     params.writeUInt32LE(cqEntries, 4);
-    params.writeUInt32LE(IORING_SETUP_CQSIZE | IORING_SETUP_NO_MMAP, 8);
+    params.writeUInt32LE(IORING_SETUP_CQSIZE | IORING_SETUP_NO_MMAP | IORING_SETUP_REGISTERED_FD_ONLY, 8);
     params.writeBigUInt64LE(BigInt(memory + PAGE), 72); // sq_off.user_addr: the SQEs
     params.writeBigUInt64LE(BigInt(memory), 112); // cq_off.user_addr: the rings
-    const fd = sys.syscall6(SYS_IO_URING_SETUP, sqEntries, sys.addressOf(params), 0, 0, 0, 0);
-    if (fd < 0) return fail(sys.errno());
+    // With REGISTERED_FD_ONLY the kernel registers the ring with this thread and returns
+    // its index: no descriptor of it exists at any moment, so a thread ended half-way
+    // through this function cannot leave one behind.
+    const index = sys.syscall6(SYS_IO_URING_SETUP, sqEntries, sys.addressOf(params), 0, 0, 0, 0);
+    if (index < 0) return fail(sys.errno());
     const u32 = (offset: number): number => params.readUInt32LE(offset);
-    if (u32(0) * 64 > PAGE || Math.max(u32(64) + u32(0) * 4, u32(100) + u32(4) * 16) > PAGE) return fail(sys.errnoValues.EINVAL ?? 22, fd);
+    if (u32(0) * 64 > PAGE || Math.max(u32(64) + u32(0) * 4, u32(100) + u32(4) * 16) > PAGE) return fail(sys.errnoValues.EINVAL ?? 22, index);
     if (files.length > 0) {
       const fds = Buffer.alloc(4 * files.length);
       files.forEach((f, i) => fds.writeInt32LE(f, 4 * i));
-      if (sys.syscall6(SYS_IO_URING_REGISTER, fd, IORING_REGISTER_FILES, sys.addressOf(fds), files.length, 0, 0) < 0) return fail(sys.errno(), fd);
+      if (sys.syscall6(SYS_IO_URING_REGISTER, index, IORING_REGISTER_FILES | IORING_REGISTER_USE_REGISTERED_RING, sys.addressOf(fds), files.length, 0, 0) < 0) return fail(sys.errno(), index);
     }
-    // struct io_uring_rsrc_update { u32 offset; u32 resv; u64 data; }: offset -1 lets the
-    // kernel pick the index, and returns it there.
-    const update = Buffer.alloc(16);
-    update.writeUInt32LE(0xffffffff, 0);
-    update.writeBigUInt64LE(BigInt(fd), 8);
-    if (sys.syscall6(SYS_IO_URING_REGISTER, fd, IORING_REGISTER_RING_FDS, sys.addressOf(update), 1, 0, 0) !== 1) return fail(sys.errno(), fd);
-    sys.close(fd);
-    return new Ring(update.readUInt32LE(0), params, memory);
+    return new Ring(index, params, memory);
   }
 
   private constructor(index: number, params: Buffer, memory: number) {
@@ -240,9 +237,15 @@ export class Ring {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const update = Buffer.alloc(16);
-    update.writeUInt32LE(this.#index, 0);
-    sys.syscall6!(SYS_IO_URING_REGISTER, this.#index, IORING_UNREGISTER_RING_FDS | IORING_REGISTER_USE_REGISTERED_RING, sys.addressOf(update), 1, 0, 0);
+    unregister(this.#index);
     sys.munmap(this.#memory, 2 * PAGE);
   }
+}
+
+/** Unregisters the ring of `index` from this thread, which drops it. */
+function unregister(index: number): void {
+  // struct io_uring_rsrc_update { u32 offset; u32 resv; u64 data; }
+  const update = Buffer.alloc(16);
+  update.writeUInt32LE(index, 0);
+  sys.syscall6!(SYS_IO_URING_REGISTER, index, IORING_UNREGISTER_RING_FDS | IORING_REGISTER_USE_REGISTERED_RING, sys.addressOf(update), 1, 0, 0);
 }
