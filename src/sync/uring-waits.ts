@@ -2,7 +2,7 @@
  * Async waits through io_uring (Linux 6.7+): the kernel itself sleeps on each pending
  * word (`IORING_OP_FUTEX_WAIT`) and, once the word is woken, writes one byte to a pipe
  * that the event loop watches (a write hard-linked to the wait). A wake-up so costs one
- * thread wake-up, the main thread's, as a socket read does: no helper thread wakes first
+ * thread wake-up, the JavaScript thread's, as a socket read does: no helper thread wakes first
  * and then messages the main thread (thread-waits.ts), which costs two more wake-ups per
  * message and, on busy CPUs, two more waits for a time slice.
  *

@@ -1,15 +1,16 @@
 /**
- * A minimal io_uring (Linux): one submission and one completion ring, mapped into this
- * process, with the few operations the async waits use (sync/uring-waits.ts). No
- * liburing: the structures below are the kernel's ABI (`<linux/io_uring.h>`), and every
- * access goes through typed arrays over the mapped rings.
+ * A minimal io_uring (Linux): one submission and one completion ring, in two pages of this
+ * process's memory and registered with the calling thread, with the few operations the
+ * async waits use (sync/uring-waits.ts). No liburing: the structures below are the
+ * kernel's ABI (`<linux/io_uring.h>`), and every access goes through typed arrays over
+ * those pages.
  *
  * ## struct io_uring_params (120 bytes, filled by `io_uring_setup`)
  * | offset | field          | use here |
  * |-------:|----------------|----------|
  * | 0      | sq_entries     | submission ring size (out) |
  * | 4      | cq_entries     | completion ring size (in with `IORING_SETUP_CQSIZE`, out) |
- * | 8      | flags          | `IORING_SETUP_CQSIZE`, `IORING_SETUP_NO_MMAP` (in) |
+ * | 8      | flags          | `IORING_SETUP_CQSIZE`, `IORING_SETUP_NO_MMAP`, `IORING_SETUP_REGISTERED_FD_ONLY` (in) |
  * | 40     | sq_off         | u32 offsets in the rings' page: head 40, tail 44, ring_mask 48, ring_entries 52, flags 56, dropped 60, array 64; u64 user_addr 72 (in: the SQEs' page) |
  * | 80     | cq_off         | u32 offsets: head 80, tail 84, ring_mask 88, ring_entries 92, overflow 96, cqes 100; u64 user_addr 112 (in: the rings' page) |
  *
@@ -17,7 +18,7 @@
  * | offset | field       | |
  * |-------:|-------------|---|
  * | 0      | opcode u8, flags u8 (`IOSQE_*`), ioprio u16 | |
- * | 4      | fd s32      | futex ops: the futex2 flags |
+ * | 4      | fd s32      | futex ops: the futex2 flags; write: an index among the fixed files (`IOSQE_FIXED_FILE`) |
  * | 8      | off / addr2 u64 | futex wait: the expected value |
  * | 16     | addr u64    | futex wait: the word's address; write: the buffer; cancel: the user_data to cancel |
  * | 24     | len u32     | |
