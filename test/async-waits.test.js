@@ -7,6 +7,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
+import { getEventListeners } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +85,52 @@ test('a wait on a word that differs already ends at once; a timed one at its tim
   });
 });
 
+test('waits sharing a signal: it gets one listener, and its abort ends every wait pending on it, not the others', async () => {
+  await withWords(1, async (w, region) => {
+    const shared = new AbortController();
+    const other = new AbortController();
+    const ended = [];
+    const waits = [];
+    for (let i = 0; i < 50; i++) waits.push(asyncWaiter.wait(region.address, 0, Infinity, [shared.signal, undefined]).then(() => ended.push(i)));
+    const apart = asyncWaiter.wait(region.address, 0, Infinity, [other.signal, shared.signal]).then(() => ended.push('apart'));
+    const unsignalled = asyncWaiter.wait(region.address, 0, Infinity).then(() => ended.push('none'));
+    assert.is(getEventListeners(shared.signal, 'abort').length, 1, 'one listener for 51 waits');
+    assert.is(asyncWaiter.pending, 52);
+    other.abort();
+    await within(2000, apart, 'the wait of the other signal');
+    assert.equal(ended, ['apart']);
+    shared.abort();
+    await within(2000, Promise.all(waits), 'the 50 waits of the shared signal');
+    assert.is(ended.length, 51);
+    assert.is(asyncWaiter.pending, 1, 'the unsignalled wait still sleeps');
+    // A wait given an aborted signal ends at once.
+    await within(1000, asyncWaiter.wait(region.address, 0, Infinity, [shared.signal]), 'a wait on an aborted signal');
+    Atomics.store(w, 0, 1);
+    futexWake(region.address);
+    await within(2000, unsignalled, 'the unsignalled wait, woken');
+    assert.is(asyncWaiter.pending, 0);
+  });
+});
+
+test('timed waits of many timeouts end at their own times, none early, and a woken one does not end the others', async () => {
+  await withWords(2, async (w, region) => {
+    const t0 = performance.now();
+    const timeouts = [90, 15, 60, 30, 45];
+    const took = new Map();
+    const timed = timeouts.map((ms) => asyncWaiter.wait(region.address, 0, ms).then(() => took.set(ms, performance.now() - t0)));
+    const woken = asyncWaiter.wait(region.address + 4, 0, 5000).then(() => took.set('woken', performance.now() - t0));
+    setTimeout(() => {
+      Atomics.store(w, 1, 1);
+      futexWake(region.address + 4);
+    }, 5);
+    await within(3000, Promise.all([...timed, woken]), 'the timed waits');
+    for (const ms of timeouts) assert.ok(took.get(ms) >= ms - 0.5 && took.get(ms) < ms + 500, `a ${ms} ms wait ended after ${took.get(ms).toFixed(1)} ms`);
+    assert.ok(took.get('woken') < 1000, 'the woken one ended when woken');
+    assert.equal([...took.keys()].filter((k) => k !== 'woken'), [...timeouts].sort((a, b) => a - b), 'in the order of their timeouts');
+    assert.is(asyncWaiter.pending, 0);
+  });
+});
+
 test('2,000 waits on distinct words and 500 on one word, all woken at once by another process, all end', async () => {
   // More completions than the io_uring completion ring holds (1,024): the rest wait in the kernel.
   await withWords(2000, async (w, region, shm) => {
@@ -152,8 +199,8 @@ if (wanted !== 'thread') {
       timeout: 60_000,
     });
     assert.is(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    assert.match(r.stdout, /Total:\s+7\b/);
-    assert.match(r.stdout, /Passed:\s+7\b/);
+    assert.match(r.stdout, /Total:\s+9\b/);
+    assert.match(r.stdout, /Passed:\s+9\b/);
   });
 }
 

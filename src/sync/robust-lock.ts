@@ -148,21 +148,6 @@ class Watch {
   }
 }
 
-/**
- * An async wait on the word at `address` while it holds `expected`, ending after `ms`
- * by this thread's own timer too: the waiter thread counts its timeout from when it
- * picks the request up, which the thread's start (tens of ms on a busy machine) delays.
- */
-async function boundedWait(address: number, expected: number, ms: number, signal: AbortSignal | undefined): Promise<void> {
-  const timer = new AbortController();
-  const t = setTimeout(() => timer.abort(), ms);
-  try {
-    await asyncWaiter.wait(address, expected, ms, [signal, timer.signal]);
-  } finally {
-    clearTimeout(t);
-  }
-}
-
 /** One robust lock: the words, the address the futex sleeps on, the spin budget. */
 export class RobustLock {
   readonly #w: Int32Array;
@@ -341,7 +326,7 @@ export class RobustLock {
       if (wait > 0) {
         if (stepHook !== undefined) stepHook('mutex.lock.sleep');
         try {
-          await boundedWait(this.#address, holder, wait, signal);
+          await asyncWaiter.wait(this.#address, holder, wait, [signal]);
         } catch (err) {
           Atomics.sub(w, this.#waiters, 1);
           throw err;

@@ -168,8 +168,8 @@ export class Ring {
     const index = tail & this.#sqMask;
     const s = this.#sqes;
     const b = index * 16;
-    s.fill(0, b, b + 16);
-    s[b] = opcode | (flags << 8);
+    s[b] = opcode | (flags << 8); // ioprio 0
+
     s[b + 1] = fd >>> 0;
     if (off === -1) {
       s[b + 2] = 0xffffffff;
@@ -181,10 +181,15 @@ export class Ring {
     s[b + 4] = addr >>> 0;
     s[b + 5] = Math.floor(addr / TWO32);
     s[b + 6] = len;
+    s[b + 7] = 0; // op flags
     s[b + 8] = userData >>> 0;
     s[b + 9] = Math.floor(userData / TWO32);
+    s[b + 10] = 0; // buf_index, personality
+    s[b + 11] = 0; // file_index
     s[b + 12] = addr3 >>> 0;
     s[b + 13] = Math.floor(addr3 / TWO32);
+    s[b + 14] = 0;
+    s[b + 15] = 0;
     r[this.#sqArray + index] = index;
     Atomics.store(r, this.#sqTail, (tail + 1) >>> 0); // release: the SQE is written
     this.#unsubmitted++;
