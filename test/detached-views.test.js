@@ -9,7 +9,8 @@ import { runFixture } from './helpers.js';
 
 for (const [role, title] of [
   ['send', 'send(): a message whose buffer is transferred while the send waits is refused, and nothing is sent'],
-  ['recvInto', 'recvInto(): a target whose buffer is transferred while the receive waits gets InvalidArgumentError, never a length for bytes not written'],
+  ['recvInto', 'recvInto(): a target whose buffer is transferred while the receive waits gets InvalidArgumentError, never a length for bytes not written, and the message stays'],
+  ['rendezvous', 'Unbuffered recvInto(): a target transferred while it waits takes nothing, so the sender waits on and the next receive gets the message'],
   ['copy', 'a copy from a reused view whose buffer was transferred writes nothing into the mapped memory'],
   ['watchEmpty', 'Watch.readInto() of an empty value into a Float64Array whose buffer was transferred returns length 0'],
 ]) {

@@ -368,7 +368,13 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
       this.#payloads.checkTarget(target);
       const opts = options === undefined ? NO_OPTIONS : checkOptions<SendOptions>('options', options, SEND_KEYS);
       if (this.#chunks !== undefined) return this.#chunks.recv(deadlineOf(opts.timeout), opts.signal, undefined, target) as Promise<number>;
-      return this.#waits.receiveAsync(this.#rendezvous, deadlineOf(opts.timeout), opts.signal, (pos) => this.#take(pos, undefined, target, true) as number);
+      return this.#waits.receiveAsync(
+        this.#rendezvous,
+        deadlineOf(opts.timeout),
+        opts.signal,
+        (pos) => this.#take(pos, undefined, target, true) as number,
+        () => this.#payloads.checkTargetKept(target),
+      );
     } catch (err) {
       return Promise.reject(err);
     }

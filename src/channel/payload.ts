@@ -132,6 +132,18 @@ export class Payloads {
     if (typedByteLengthOf(target) < this.#width) throw new OutOfRangeError(`target holds ${byteLengthOf(target)} bytes; this ${this.#kind} channel's messages can be ${this.#width} bytes`);
   }
 
+  /**
+   * Before an async receive claims a message after waiting: the target must still hold
+   * what {@link Payloads.checkTarget} asked of it (its buffer may have been resized,
+   * transferred or detached meanwhile). Nothing is taken when it does not.
+   */
+  checkTargetKept(target: Uint8Array): void {
+    if (this.#limit > this.#width || typedByteLengthOf(target) >= this.#width) return;
+    throw new InvalidArgumentError(
+      `the target changed to ${byteLengthOf(target)} bytes (its buffer was resized, transferred or detached) while the receive waited; this ${this.#kind} channel's messages can be ${this.#width} bytes. Nothing was taken: the next message stays in the channel`,
+    );
+  }
+
   // ---- chunks (version 5) -----------------------------------------------------------
 
   /** The length word of the slot at byte `at`: chunk flags and length. */

@@ -170,18 +170,26 @@ export class Waits {
    * longer than one async spin. Not an async function: a claim that succeeds at once
    * resolves without an async function's frame and its extra microtask ticks.
    */
-  acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean): Promise<T> {
+  acquireAsync<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop?: () => boolean, recheck?: () => void): Promise<T> {
     try {
       checkAborted(signal);
       const pos = send ? this.#p.claimSend() : this.#p.claimRecv();
       if (pos >= 0) return Promise.resolve(claimed(pos));
-      return this.#acquireAsyncSlow(send, deadline, signal, claimed, stop, pos);
+      return this.#acquireAsyncSlow(send, deadline, signal, claimed, stop, recheck, pos);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  async #acquireAsyncSlow<T>(send: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, stop: (() => boolean) | undefined, pos: number): Promise<T> {
+  async #acquireAsyncSlow<T>(
+    send: boolean,
+    deadline: number,
+    signal: AbortSignal | undefined,
+    claimed: (pos: number) => T,
+    stop: (() => boolean) | undefined,
+    recheck: (() => void) | undefined,
+    pos: number,
+  ): Promise<T> {
     const policy = send ? this.#asyncSendSpin : this.#asyncRecvSpin;
     const w = new WaitState();
     let pollUntil = 0;
@@ -222,6 +230,9 @@ export class Waits {
       }
       this.#checkMapped();
       checkAborted(signal);
+      // The caller's code may have run during the await: what it handed in is checked
+      // again before the claim (a claim taken is a message taken).
+      if (recheck !== undefined) recheck();
       pos = this.#claim(send, w);
     }
     this.#pollPaid(w.sleptAt === 0 ? 0 : performance.now() - w.sleptAt, policy);
@@ -310,14 +321,14 @@ export class Waits {
   }
 
   /** Async receive; an Unbuffered one counts itself in `recvActive` while it waits (see {@link Waits.receiveSync}). */
-  receiveAsync<T>(rendezvous: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
-    return rendezvous ? this.#receiveActive(deadline, signal, claimed) : this.acquireAsync(false, deadline, signal, claimed);
+  receiveAsync<T>(rendezvous: boolean, deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, recheck?: () => void): Promise<T> {
+    return rendezvous ? this.#receiveActive(deadline, signal, claimed, recheck) : this.acquireAsync(false, deadline, signal, claimed, undefined, recheck);
   }
 
-  async #receiveActive<T>(deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T): Promise<T> {
+  async #receiveActive<T>(deadline: number, signal: AbortSignal | undefined, claimed: (pos: number) => T, recheck: (() => void) | undefined): Promise<T> {
     this.#counts.raise(RECV_ACTIVE);
     try {
-      return await this.acquireAsync(false, deadline, signal, claimed);
+      return await this.acquireAsync(false, deadline, signal, claimed, undefined, recheck);
     } finally {
       this.#counts.lower(RECV_ACTIVE);
     }
