@@ -18,6 +18,7 @@
  *   by the first publisher that waited on it for the liveness bound.
  * @module
  */
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { setMaxListeners } from 'node:events';
 import { ClosedWriteError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import { SharedCounts } from '../channel/counts.js';
@@ -214,6 +215,7 @@ export class Broadcast implements Disposable {
     this.#counts = new SharedCounts(w, () => this.region.isMapped, BROADCAST_COUNTS);
     this.#waits = new RingWaits(this.#p, this.#counts, () => this.#where(), () => (this.region.isMapped ? undefined : new RegionUnmappedError(`${this.#where()} was released`)), this.#released.signal);
     setMaxListeners(0, this.#released.signal);
+    asyncWaiter.keepListening(this.#released.signal);
   }
 
   /**

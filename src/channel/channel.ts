@@ -4,6 +4,7 @@
  * (waiting.ts) and the message copies (payload.ts).
  * @module
  */
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { setMaxListeners } from 'node:events';
 import { ChannelClosedError, ClosedWriteError, InvalidArgumentError, MisalignedError, RegionUnmappedError } from '../errors.js';
 import { Region } from '../region/region.js';
@@ -167,6 +168,7 @@ export class Channel implements AsyncIterable<Buffer>, Disposable {
           });
     // Every pending async wait of this handle listens to it; any number may be pending.
     setMaxListeners(0, this.#released.signal);
+    asyncWaiter.keepListening(this.#released.signal);
   }
 
   /** Kind, such as `"SingleBuffered.Variable"`. */

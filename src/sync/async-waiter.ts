@@ -33,13 +33,22 @@ class Pending {
   /** Ended (woken, timed out, aborted): a later report of it is ignored. */
   done = false;
   /** The groups of the signals it listens to, if any. */
-  groups: Set<Pending>[] | undefined = undefined;
+  groups: Group[] | undefined = undefined;
 
   constructor(id: number, deadline: number, resolve: () => void) {
     this.id = id;
     this.deadline = deadline;
     this.resolve = resolve;
   }
+}
+
+/** The waits pending on one signal, and the one listener that ends them when it aborts. */
+interface Group {
+  readonly signal: AbortSignal;
+  readonly waits: Set<Pending>;
+  readonly onAbort: () => void;
+  /** A signal of the library's own (a handle's "released"): its listener stays between waits. */
+  readonly kept: boolean;
 }
 
 class AsyncWaiter {
@@ -52,7 +61,15 @@ class AsyncWaiter {
    * that ends the waits pending on it when it aborts: a channel's "released" signal
    * serves every wait of the channel, where a listener per wait cost 0.5–1 µs a wait.
    */
-  readonly #groups = new WeakMap<AbortSignal, Set<Pending>>();
+  readonly #groups = new WeakMap<AbortSignal, Group>();
+  /**
+   * Signals whose listener stays while no wait is pending on them: the library's own,
+   * which live as long as their handle. A caller's signal loses its listener when its last
+   * wait ends: Node keeps a composite (`AbortSignal.any`) or timeout signal that has an
+   * 'abort' listener alive until it aborts, so a listener left on a signal made per call
+   * would keep every such signal, and its group, for good.
+   */
+  readonly #kept = new WeakSet<AbortSignal>();
   #nextId = 1;
   /** The thread is exiting and the ring is closed: a wait started now never ends (nothing would run after it anyway). */
   #exited = false;
@@ -80,7 +97,7 @@ class AsyncWaiter {
     for (const s of signals) {
       if (s === undefined) continue;
       const group = this.#groupOf(s);
-      group.add(p);
+      group.waits.add(p);
       (p.groups ??= []).push(group);
     }
     if (timed) this.#deadlines.add(p);
@@ -98,23 +115,39 @@ class AsyncWaiter {
   }
 
   /** The waits pending on `signal`, with the one listener that ends them. */
-  #groupOf(signal: AbortSignal): Set<Pending> {
+  #groupOf(signal: AbortSignal): Group {
     let group = this.#groups.get(signal);
     if (group === undefined) {
-      const waits = (group = new Set<Pending>());
-      signal.addEventListener('abort', () => {
+      const waits = new Set<Pending>();
+      const onAbort = (): void => {
         for (const p of [...waits]) this.#end(p, true);
-      }, { once: true });
+      };
+      group = { signal, waits, onAbort, kept: this.#kept.has(signal) };
+      signal.addEventListener('abort', onAbort, { once: true });
       this.#groups.set(signal, group);
     }
     return group;
+  }
+
+  /** Keeps the listener on `signal` between its waits (a handle's own signal, aborted when the handle is released). */
+  keepListening(signal: AbortSignal): void {
+    this.#kept.add(signal);
   }
 
   /** Ends a wait (`cancel`: also in the backend, as it was not woken there) and resolves it. */
   #end(p: Pending, cancel: boolean): void {
     if (p.done) return;
     p.done = true;
-    if (p.groups !== undefined) for (const g of p.groups) g.delete(p);
+    if (p.groups !== undefined) {
+      for (const g of p.groups) {
+        g.waits.delete(p);
+        if (g.waits.size === 0 && !g.kept && this.#groups.get(g.signal) === g) {
+          g.signal.removeEventListener('abort', g.onAbort);
+          this.#groups.delete(g.signal);
+        }
+      }
+      p.groups = undefined;
+    }
     this.#pending.delete(p.id);
     if (cancel) this.#backend?.remove(p.id);
     if (this.#pending.size === 0) this.#backend?.unref();

@@ -21,6 +21,7 @@
  * writers. The double buffer costs twice the capacity and gives both properties.
  * @module
  */
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { setMaxListeners } from 'node:events';
 import { AbortError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, PayloadTooLargeError, RegionUnmappedError, TimeoutError } from '../errors.js';
 import { describeHeader, Kind, Payload, SLOTS_OFFSET, type HeaderInfo } from '../channel/layout.js';
@@ -148,6 +149,7 @@ export class Watch implements AsyncIterable<WatchValue>, Disposable {
     this.#waits = new WatchWaits(this.#w, this.region.address + WW.VERSION * 4, this.#counts, this.#released.signal, () => this.region.isMapped, () => this.#where());
     this.#lock = new RobustLock(this.#w, words, this.region.address + WW.LOCK * 4, new SpinBudget(2_000, 64, 50_000));
     setMaxListeners(0, this.#released.signal);
+    asyncWaiter.keepListening(this.#released.signal);
   }
 
   /**
