@@ -18,8 +18,8 @@
  *   by the first publisher that waited on it for the liveness bound.
  * @module
  */
-import { asyncWaiter } from '../sync/async-waiter.js';
 import { setMaxListeners } from 'node:events';
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { ClosedWriteError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, RegionUnmappedError } from '../errors.js';
 import { SharedCounts } from '../channel/counts.js';
 import { describeHeader, H, Kind, Payload, type HeaderInfo } from '../channel/layout.js';

@@ -4,8 +4,8 @@
  * (waiting.ts) and the message copies (payload.ts).
  * @module
  */
-import { asyncWaiter } from '../sync/async-waiter.js';
 import { setMaxListeners } from 'node:events';
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { ChannelClosedError, ClosedWriteError, InvalidArgumentError, MisalignedError, RegionUnmappedError } from '../errors.js';
 import { Region } from '../region/region.js';
 import { SharedMemory } from '../shared-memory/shared-memory.js';

@@ -63,11 +63,15 @@ export class Deadlines<T extends Deadline> {
     this.#armed = Infinity;
     const h = this.#heap;
     const now = performance.now();
-    while (h.length > 0 && (h[0]!.done || h[0]!.deadline <= now)) {
-      const entry = this.#pop();
-      if (!entry.done) this.#expire(entry);
+    try {
+      while (h.length > 0 && (h[0]!.done || h[0]!.deadline <= now)) {
+        const entry = this.#pop();
+        if (!entry.done) this.#expire(entry);
+      }
+    } finally {
+      // Re-armed even if an expiry threw: the entries left keep their timeouts.
+      if (h.length > 0) this.#arm(h[0]!.deadline);
     }
-    if (h.length > 0) this.#arm(h[0]!.deadline);
   };
 
   #pop(): T {

@@ -21,8 +21,8 @@
  * writers. The double buffer costs twice the capacity and gives both properties.
  * @module
  */
-import { asyncWaiter } from '../sync/async-waiter.js';
 import { setMaxListeners } from 'node:events';
+import { asyncWaiter } from '../sync/async-waiter.js';
 import { AbortError, InvalidArgumentError, LayoutError, MisalignedError, OutOfRangeError, PayloadTooLargeError, RegionUnmappedError, TimeoutError } from '../errors.js';
 import { describeHeader, Kind, Payload, SLOTS_OFFSET, type HeaderInfo } from '../channel/layout.js';
 import { count, MAX_WIDTH } from '../channel/shapes.js';
