@@ -12,8 +12,8 @@
  *    async calls then poll event-loop turns, napping first on oversubscribed CPUs
  *    (channel/spin-policy.ts).
  * 5. **sleep**: count this waiter, read the side's futex word, claim once more, then
- *    sleep on that word for at most {@link SLEEP_MS} (1 ms behind a claim in progress),
- *    and uncount. Go to 1.
+ *    sleep on that word until the sleep bound's next mark, at most 50 ms
+ *    (sync/sleep-bound.ts; 1 ms behind a claim in progress), and uncount. Go to 1.
  *
  * A waker changes the slot (or cursor) before it reads the count; a waiter counts
  * itself before it reads the futex word and claims again: either the waker sees the
@@ -27,14 +27,13 @@ import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
+import { sleepBound } from '../sync/sleep-bound.js';
 import { BW } from './layout.js';
 import { BLOCKED, CLOSED, EMPTY, step, type RingProtocol } from './protocol.js';
 
 /** What a receive's copy returns when the message was overwritten while it was copied: the receive tries again. */
 export const AGAIN: unique symbol = Symbol('again');
 
-/** Longest single sleep, in ms: a waiter looks again at least this often. */
-export const SLEEP_MS = 50;
 const SYNC_SPIN_MAX = 2;
 const ASYNC_SPIN_MAX = 0.05;
 const SPIN_MIN = 0.002;
@@ -43,7 +42,7 @@ const ASYNC_POLL_MS = 1;
 
 /** How long one sleep may last: behind a claim in progress (nobody wakes for those) it grows with the block, see blocked-sleep.ts. */
 function sleepMs(r: number, left: number, now: number, blockedSince: number): number {
-  return Math.min(left, r === BLOCKED ? blockedSleepMs(now - blockedSince) : SLEEP_MS);
+  return Math.min(left, r === BLOCKED ? blockedSleepMs(now - blockedSince) : sleepBound(now));
 }
 
 /** Index in the SharedCounts of each side's waiter count. */

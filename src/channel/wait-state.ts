@@ -5,10 +5,8 @@
  */
 import { blockedSleepMs } from '../sync/blocked-sleep.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
+import { sleepBound } from '../sync/sleep-bound.js';
 import { CLAIM_BLOCKED } from './slot-protocol.js';
-
-/** Longest single sleep, in ms: a waiter looks again at least this often. */
-export const SLEEP_MS = 50;
 
 /** One wait's bookkeeping. */
 export class WaitState {
@@ -22,8 +20,10 @@ export class WaitState {
   sleptAt = 0;
   /** The sequence word as read before the last claim. */
   seen = 0;
-  /** When the last full-length sleep (not one behind a claim in progress) began, or 0. */
+  /** When the last sleep on a full (send) or empty (receive) channel began, or 0. */
   longSleepAt = 0;
+  /** How long that sleep was planned to last (ms). */
+  longSleepMs = 0;
 
   reset(): this {
     this.blockedSince = 0;
@@ -50,9 +50,28 @@ export class WaitState {
     }
   }
 
-  /** How long the next sleep may last: behind a claim in progress it grows with the block (blocked-sleep.ts); otherwise {@link SLEEP_MS}. */
+  /**
+   * How long the sleep that starts at `now` after a claim found `result` may last: behind
+   * a claim in progress it grows with the block (blocked-sleep.ts); otherwise up to the
+   * next mark of the sleep bound (sleep-bound.ts), which {@link WaitState.ranOut} then
+   * measures against.
+   */
   sleepMs(result: number, left: number, now: number): number {
-    if (result !== CLAIM_BLOCKED) return Math.min(left, SLEEP_MS);
-    return Math.min(left, blockedSleepMs(this.blockedSince === 0 ? 0 : now - this.blockedSince));
+    if (result === CLAIM_BLOCKED) return Math.min(left, blockedSleepMs(this.blockedSince === 0 ? 0 : now - this.blockedSince));
+    const ms = Math.min(left, sleepBound(now));
+    this.longSleepAt = now;
+    this.longSleepMs = ms;
+    return ms;
+  }
+
+  /**
+   * Whether the last sleep on a full or empty channel ran out at `now` (about its planned
+   * length passed: nobody signalled), and forgets it. A wait woken early by a signal
+   * takes this for a run-out only when the sleep was short, which costs one extra look.
+   */
+  ranOut(now: number): boolean {
+    const ran = this.longSleepAt !== 0 && now - this.longSleepAt >= this.longSleepMs * 0.9;
+    this.longSleepAt = 0;
+    return ran;
   }
 }

@@ -12,9 +12,10 @@
  *    turns, and on oversubscribed CPUs nap on the sequence word first, from the turn after
  *    the spin on (spin-policy.ts).
  * 5. **sleep**: count this waiter, read the sequence word, claim once more, then sleep
- *    on the sequence word for at most {@link SLEEP_MS} (so a party that dies while
- *    everyone sleeps is noticed; behind a claim in progress, which nobody signals, see
- *    blocked-sleep.ts), and uncount. Go to 1.
+ *    on the sequence word until the next mark of the sleep bound, at most
+ *    {@link SLEEP_MS} (so a party that dies while everyone sleeps is noticed, and a
+ *    thread's waits wake together: sleep-bound.ts; behind a claim in progress, which
+ *    nobody signals, see blocked-sleep.ts), and uncount. Go to 1.
  *
  * A waker changes the slot before it reads the count; a waiter counts itself before it
  * reads the sequence word and claims again: either the waker sees the count (and bumps
@@ -25,13 +26,14 @@ import { AbortError, ChannelClosedError, ClosedWriteError, RegionUnmappedError, 
 import { asyncWaiter, nextTurn } from '../sync/async-waiter.js';
 import { futexWait } from '../sync/futex.js';
 import { LIVENESS_MS } from '../sync/liveness.js';
+import { sleepBound, SLEEP_MS } from '../sync/sleep-bound.js';
 import { lookingAt, TryClock } from '../sync/try-clock.js';
 import { stepHook } from '../sync/steps.js';
 import { RECV_ACTIVE, RECV_WAITERS, SEND_WAITERS, type SharedCounts } from './counts.js';
 import { BUSY_PHASE_BIT as BUSY, W } from './layout.js';
 import { CLAIM_BLOCKED, CLAIM_CLOSED, CLAIM_FULL, type SlotProtocol } from './slot-protocol.js';
 import { mayNap, NAP_MS, sleepsAtOnce, SpinPolicy, spinUntilChange } from './spin-policy.js';
-import { SLEEP_MS, WaitState } from './wait-state.js';
+import { WaitState } from './wait-state.js';
 
 /**
  * What a claim with a `stop` test returns when the test said stop (chunks.ts: the message
@@ -153,7 +155,6 @@ export class Waits {
       try {
         pos = this.#countAndClaim(send, w, now);
         if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
-        if (pos === CLAIM_FULL) w.longSleepAt = now;
         futexWait(this.#p.base + seqWordOf(send) * 4, w.seen, w.sleepMs(pos, left, now));
       } finally {
         this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
@@ -222,7 +223,6 @@ export class Waits {
         try {
           pos = this.#countAndClaim(send, w, now);
           if (pos !== CLAIM_FULL && pos !== CLAIM_BLOCKED) continue;
-          if (pos === CLAIM_FULL) w.longSleepAt = now;
           await asyncWaiter.wait(this.#p.base + seqWordOf(send) * 4, w.seen, w.sleepMs(pos, left, now), [signal, this.#released]);
         } finally {
           this.#counts.lower(send ? SEND_WAITERS : RECV_WAITERS);
@@ -262,16 +262,16 @@ export class Waits {
   #look(send: boolean, pos: number, deadline: number, now: number, w: WaitState): number {
     if (pos === CLAIM_CLOSED) throw this.#closed(send);
     w.clock(pos, now);
-    // A full-length sleep ran out (nobody signalled) and a party now blocks the slot: it
-    // claimed it up to a sleep ago and has not published or freed it since. Look at its
-    // liveness now rather than after another bound (looking never judges a live one dead).
-    if (w.longSleepAt !== 0 && now - w.longSleepAt >= SLEEP_MS * 0.9) {
+    // A sleep on a full or empty channel ran out (nobody signalled) and a party now blocks
+    // the slot: it claimed it up to a sleep ago and has not published or freed it since.
+    // Look at its liveness now rather than after another bound (looking never judges a
+    // live one dead).
+    if (w.ranOut(now)) {
       if (pos === CLAIM_BLOCKED) w.look = true;
       // Nothing came for a whole sleep: the next claim also reads tail's closed bit (a
       // closer may have died before it set `closed`).
       else if (pos === CLAIM_FULL) this.#p.lookClosed = true;
     }
-    w.longSleepAt = 0;
     const left = deadline - now;
     if (left <= 0) throw this.#timeout(send ? 'send' : 'receive');
     return left;
@@ -355,6 +355,17 @@ export class Waits {
     return p.taken(pos) ? 'done' : 'wait'; // a receiver claimed it meanwhile
   }
 
+  /**
+   * How long an Unbuffered sender waiting for its message to be taken sleeps: to the sleep
+   * bound's next mark, and (unless a receiver holds the message, which is waited for
+   * whatever the deadline says) at most until the deadline.
+   */
+  #takenSleepMs(held: boolean, deadline: number): number {
+    const now = performance.now();
+    const bound = sleepBound(now);
+    return held ? bound : Math.min(bound, deadline - now);
+  }
+
   /** Unbuffered: waits (blocking) until the message sent at `pos` is taken. */
   awaitTakenSync(pos: number, deadline: number): void {
     const p = this.#p;
@@ -376,7 +387,7 @@ export class Waits {
       try {
         const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
         if (this.#taken(pos, w)) return;
-        const left = p.held(pos) ? SLEEP_MS : Math.min(SLEEP_MS, deadline - performance.now());
+        const left = this.#takenSleepMs(p.held(pos), deadline);
         if (left > 0) futexWait(p.base + W.NOT_FULL_SEQ * 4, seen, left);
       } finally {
         this.#counts.lower(SEND_WAITERS);
@@ -419,7 +430,7 @@ export class Waits {
       try {
         const seen = Atomics.load(p.w, W.NOT_FULL_SEQ);
         if (this.#taken(pos, w)) return;
-        const left = held ? SLEEP_MS : Math.min(SLEEP_MS, deadline - performance.now());
+        const left = this.#takenSleepMs(held, deadline);
         if (left > 0) await asyncWaiter.wait(p.base + W.NOT_FULL_SEQ * 4, seen, left, held ? [this.#released] : [signal, this.#released]);
       } finally {
         this.#counts.lower(SEND_WAITERS);

@@ -9,11 +9,10 @@ import { AbortError, RegionUnmappedError, TimeoutError } from '../errors.js';
 import type { SharedCounts } from '../channel/counts.js';
 import { asyncWaiter } from '../sync/async-waiter.js';
 import { futexWait } from '../sync/futex.js';
+import { sleepBound } from '../sync/sleep-bound.js';
 import { WW } from './layout.js';
 import { step } from './steps.js';
 
-/** Longest single sleep of a waiter (ms): it looks at `version` again at least this often. */
-const SLEEP_MS = 50;
 
 /** The waits of one Watch handle. */
 export class WatchWaits {
@@ -44,13 +43,14 @@ export class WatchWaits {
     for (;;) {
       const v = Atomics.load(w, WW.VERSION);
       if (v !== since) return v >>> 0;
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) throw this.#timeout(since);
       Atomics.add(w, WW.WAITERS, 1);
       try {
         if (Atomics.load(w, WW.VERSION) !== since) continue;
         step('watch.wait.sleep');
-        futexWait(this.#versionAddress, since, Math.min(left, SLEEP_MS));
+        futexWait(this.#versionAddress, since, Math.min(left, sleepBound(now)));
       } finally {
         Atomics.sub(w, WW.WAITERS, 1);
       }
@@ -65,13 +65,14 @@ export class WatchWaits {
       const v = Atomics.load(w, WW.VERSION);
       if (v !== since) return v >>> 0;
       if (signal?.aborted) throw new AbortError(undefined, { cause: signal.reason });
-      const left = deadline - performance.now();
+      const now = performance.now();
+      const left = deadline - now;
       if (left <= 0) throw this.#timeout(since);
       this.#counts.raise(0);
       try {
         if (Atomics.load(w, WW.VERSION) !== since) continue;
         step('watch.wait.sleep');
-        await asyncWaiter.wait(this.#versionAddress, since, Math.min(left, SLEEP_MS), [signal, this.#released]);
+        await asyncWaiter.wait(this.#versionAddress, since, Math.min(left, sleepBound(now)), [signal, this.#released]);
       } finally {
         this.#counts.lower(0); // unless a release meanwhile gave it back already
       }
