@@ -4,10 +4,12 @@
 // 64 channel for --seconds (default 5); this process reads the child's CPU time (utime +
 // stime of all its threads, /proc/<pid>/stat) before and after, and the voluntary context
 // switches of its threads (/proc/<pid>/task/*/status: how often it woke up). Then it sends
-// one message, checks that the receiver gets it, and stops the child. A reference row does
-// the same with a Node process that only waits for a process.send message.
+// one message, checks that the receiver gets it, and stops the child. Another row does the
+// same with --many async receives in one process, on as many channels, started spread
+// over one sleep bound (50 ms), as a server waiting on many peers would. A reference row
+// does the same with a Node process that only waits for a process.send message.
 //
-//   node bench/idle-cpu.js [--seconds S] [--load N] [--json]
+//   node bench/idle-cpu.js [--seconds S] [--many N] [--load N] [--json]
 //
 // With --load N, N busy loops (separate processes) run during the measurement: a waiting
 // receiver must not take CPU from the work around it, busy host or not. Linux only.
@@ -20,19 +22,25 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseLoad, startLoad, stopLoad } from './lib/load.js';
 
-const ROLES = [
-  { id: 'sync', name: 'channel, recvIntoSync (sync)' },
-  { id: 'async', name: 'channel, await recvInto (async)' },
-  { id: 'ipc', name: "reference: process.on('message')" },
+/** Bytes between two channels of one object (a SingleBuffered.Fixed 64 takes less). */
+const CHANNEL_SPACING = 4096;
+
+const roles = (many) => [
+  { id: 'sync', name: 'channel, recvIntoSync (sync)', channels: 1 },
+  { id: 'async', name: 'channel, await recvInto (async)', channels: 1 },
+  { id: 'async-many', name: `${many} channels, await recvInto on each`, channels: many },
+  { id: 'ipc', name: "reference: process.on('message')", channels: 0 },
 ];
 
-const USAGE = `usage: node bench/idle-cpu.js [--seconds S] [--load N] [--json]
+const USAGE = `usage: node bench/idle-cpu.js [--seconds S] [--many N] [--load N] [--json]
 
-CPU used by a receiver waiting on an empty channel (sync and async), from
-/proc/<pid>/stat, over S seconds (default 5); with --load N busy loops running.
+CPU used by a receiver waiting on an empty channel (sync and async), and by one
+process waiting on N channels at once, from /proc/<pid>/stat, over S seconds
+(default 5); with --load N busy loops running.
 
 options:
   --seconds S   how long each receiver waits (default 5)
+  --many N      channels of the one-process-many-receives row (default 10)
   --load N      run N busy loops (separate node processes) meanwhile
   --json        print the results as JSON
   -h, --help    this text
@@ -65,8 +73,8 @@ function wakeups(pid) {
   return n;
 }
 
-/** The receiver (a child process): waits for 'go', then receives one message. */
-async function receiver(role) {
+/** The receiver (a child process): waits for 'go', then receives one message on each of its channels. */
+async function receiver(role, channels) {
   const buf = Buffer.alloc(64);
   if (role === 'ipc') {
     process.on('message', (m) => {
@@ -79,13 +87,22 @@ async function receiver(role) {
   }
   const { Channel, SharedMemory } = await import('../dist/index.js');
   const shm = SharedMemory.inherited();
-  const ch = Channel.attach(shm);
+  const chs = Array.from({ length: channels }, (_, i) => Channel.attach(shm, { offset: i * CHANNEL_SPACING }));
   process.on('disconnect', () => process.exit(0));
   process.once('message', async (m) => {
     if (m !== 'go') return;
-    const got = role === 'sync' ? ch.recvIntoSync(buf) : await ch.recvInto(buf);
+    let got = 0;
+    if (role === 'sync') got = chs[0].recvIntoSync(buf);
+    else {
+      const receives = [];
+      for (const ch of chs) {
+        receives.push(ch.recvInto(Buffer.alloc(64)));
+        if (chs.length > 1) await new Promise((r) => setTimeout(r, 50 / chs.length));
+      }
+      for (const n of await Promise.all(receives)) got += n;
+    }
     process.send({ got });
-    ch.release();
+    for (const ch of chs) ch.release();
     shm.close();
     process.disconnect();
   });
@@ -103,15 +120,15 @@ function once(child, what, ms) {
 async function measureRole(role, seconds, ticksPerSec) {
   const script = fileURLToPath(import.meta.url);
   let shm = null;
-  let ch = null;
+  const chs = [];
   let child;
   if (role.id === 'ipc') {
     child = fork(script, ['--role', role.id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   } else {
     const { Channel, SharedMemory } = await import('../dist/index.js');
     shm = SharedMemory.open(null, 0o600, { mode: 'anon' });
-    ch = new Channel.SingleBuffered.Fixed(shm, { width: 64 });
-    child = shm.fork(script, ['--role', role.id], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    for (let i = 0; i < role.channels; i++) chs.push(new Channel.SingleBuffered.Fixed(shm, { width: 64, offset: i * CHANNEL_SPACING }));
+    child = shm.fork(script, ['--role', role.id, '--channels', String(role.channels)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   }
   try {
     await once(child, `${role.name}: start`, 30_000);
@@ -126,18 +143,19 @@ async function measureRole(role, seconds, ticksPerSec) {
     // Wake it: the receiver must still work after its long wait.
     const reply = once(child, `${role.name}: the message after the wait`, 30_000);
     const t1 = performance.now();
-    if (ch) ch.sendSync(Buffer.alloc(64, 0x78));
-    else child.send('msg');
+    for (const ch of chs) ch.sendSync(Buffer.alloc(64, 0x78));
+    if (role.id === 'ipc') child.send('msg');
     const { got } = await reply;
     const wakeMs = performance.now() - t1;
-    if (got !== 64) throw new Error(`${role.name}: received ${got} bytes, expected 64`);
+    const expected = 64 * Math.max(1, chs.length);
+    if (got !== expected) throw new Error(`${role.name}: received ${got} bytes, expected ${expected}`);
     const cpuS = (ticks1 - ticks0) / ticksPerSec;
     return { id: role.id, name: role.name, seconds: wallS, cpuSeconds: cpuS, cpuPercent: (100 * cpuS) / wallS, wakeupsPerSec: (wake1 - wake0) / wallS, wakeMs };
   } catch (err) {
     return { id: role.id, name: role.name, error: err.message };
   } finally {
     try { child.kill('SIGKILL'); } catch { /* gone */ }
-    ch?.release();
+    for (const ch of chs) ch.release();
     shm?.close();
   }
 }
@@ -145,13 +163,15 @@ async function measureRole(role, seconds, ticksPerSec) {
 export async function main(argv) {
   const args = parseCommand(argv, {
     seconds: { type: 'string', default: '5' },
+    many: { type: 'string', default: '10' },
     load: { type: 'string' },
     role: { type: 'string' },
+    channels: { type: 'string', default: '1' },
     json: { type: 'boolean', default: false },
   }, USAGE);
   if (typeof args === 'number') return args;
   if (args.role) {
-    await receiver(args.role);
+    await receiver(args.role, Number(args.channels));
     return 0;
   }
   if (process.platform !== 'linux') {
@@ -159,9 +179,11 @@ export async function main(argv) {
     return 1;
   }
   const seconds = Number(args.seconds);
+  const many = Number(args.many);
   let load;
   try {
     if (!(seconds > 0 && seconds <= 600)) throw new Error('--seconds must be a number from 0 to 600');
+    if (!(Number.isInteger(many) && many >= 2 && many <= 1000)) throw new Error('--many must be an integer from 2 to 1000');
     load = parseLoad(args.load);
   } catch (err) {
     process.stderr.write(`${err.message}\n`);
@@ -178,7 +200,7 @@ export async function main(argv) {
   const results = [];
   try {
     if (load > 0) await startLoad(load);
-    for (const role of ROLES) {
+    for (const role of roles(many)) {
       process.stderr.write(`${role.name}: waiting ${seconds} s ...\n`);
       results.push(await measureRole(role, seconds, ticksPerSec));
     }
@@ -186,7 +208,7 @@ export async function main(argv) {
     await stopLoad();
   }
   if (args.json) {
-    process.stdout.write(JSON.stringify({ node: process.version, cores: os.cpus().length, load, seconds, results }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ node: process.version, cores: os.cpus().length, load, seconds, many, results }, null, 2) + '\n');
   } else {
     process.stdout.write(`Idle receiver, ${seconds} s on an empty channel, ${load ? `--load ${load}` : 'no load started'}, ${os.cpus().length} CPUs, Node ${process.version}\n\n`);
     const header = ['receiver', 'CPU %', 'CPU time', 'wake-ups/s', 'then a message: ms'];
