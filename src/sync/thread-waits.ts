@@ -22,6 +22,8 @@ export class ThreadWaits {
   #port: MessagePort | undefined;
   #control: Int32Array | undefined;
   #controlAddress = 0;
+  /** A wake of the thread is queued for the next microtask checkpoint. */
+  #wakeQueued = false;
   readonly #woken: (id: number) => void;
   readonly #failed: (why: string) => void;
 
@@ -52,10 +54,22 @@ export class ThreadWaits {
 
   #send(req: WaiterRequest): void {
     this.#port!.postMessage(req);
-    // Bump the generation word and wake the thread so it picks the request up now.
+    if (this.#wakeQueued) return;
+    this.#wakeQueued = true;
+    queueMicrotask(this.#wake);
+  }
+
+  /**
+   * Bumps the generation word and wakes the thread so it picks up the requests sent
+   * since the last wake: once per microtask checkpoint, not per request (waits that time
+   * out together, sleep-bound.ts, end and start again in one go). A request that waits
+   * for this loses nothing: the thread compares each word with its expected value.
+   */
+  readonly #wake = (): void => {
+    this.#wakeQueued = false;
     Atomics.add(this.#control!, 0, 1);
     futexWake(this.#controlAddress, 1);
-  }
+  };
 
   #start(): Worker {
     if (this.#worker !== undefined) return this.#worker;
