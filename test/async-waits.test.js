@@ -15,6 +15,7 @@ import { Region } from '../dist/index.js';
 import { ASYNC_WAITS_ENV, asyncWaiter } from '../dist/sync/async-waiter.js';
 import { futexWake } from '../dist/sync/futex.js';
 import { view } from '../dist/sys/libc.js';
+import { Ring } from '../dist/sys/uring.js';
 import { runFixture, withShm, within } from './helpers.js';
 
 const wanted = process.env[ASYNC_WAITS_ENV] ?? 'auto';
@@ -210,6 +211,29 @@ test('a ring that stops working: its pending waits end, a warning says why, and 
   assert.is(seen.woken, true, 'a later wait is woken through the thread');
   assert.is(seen.pending, 0);
 });
+
+if (wanted !== 'thread' && uringExpected()) {
+  test('waits started and ended in one turn reach the kernel together: 200 waits and their 200 cancels in a few system calls, not 400', async () => {
+    await withWords(200, async (w, region) => {
+      const enters = Ring.enters;
+      const waits = [];
+      for (let i = 0; i < 200; i++) waits.push(asyncWaiter.wait(region.address + i * 4, 0, 30));
+      await within(2000, Promise.all(waits), 'the timed waits');
+      assert.is(asyncWaiter.pending, 0);
+      // 400 SQEs for the waits through a 32-entry ring, then 200 cancels: about 20 submits.
+      const used = Ring.enters - enters;
+      assert.ok(used <= 40, `${used} io_uring_enter calls for 200 waits and 200 cancels`);
+      // Each of them still works: a wait ends when its word is woken, not before.
+      let ended = false;
+      const last = asyncWaiter.wait(region.address + 199 * 4, 0, Infinity).then(() => (ended = true));
+      await new Promise((r) => setTimeout(r, 30));
+      assert.is(ended, false);
+      Atomics.store(w, 199, 1);
+      futexWake(region.address + 199 * 4);
+      await within(2000, last, 'the woken wait');
+    });
+  });
+}
 
 if (wanted !== 'thread') {
   test('the same checks pass with waits through the waiter thread', () => {

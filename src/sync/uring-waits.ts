@@ -42,6 +42,8 @@ export class UringWaits {
   readonly #woken: (id: number) => void;
   readonly #failed: (why: string) => void;
   #closed = false;
+  /** A flush of the prepared SQEs is queued for the next microtask checkpoint. */
+  #flushQueued = false;
 
   /**
    * Opens the ring and its pipe, and checks that the kernel runs futex waits in io_uring.
@@ -95,30 +97,63 @@ export class UringWaits {
     socket.on('close', () => this.#fail('its pipe closed'));
   }
 
-  /** Starts a wait for the word at `address` to be woken or to differ from `expected`. False if the ring refused it (the caller retries elsewhere). */
+  /**
+   * Starts a wait for the word at `address` to be woken or to differ from `expected`.
+   * False if the ring refused it (the caller retries elsewhere). The wait reaches the
+   * kernel at the next microtask checkpoint, with every other wait and cancel of this
+   * turn, in one system call ({@link UringWaits.#flush}); until then nothing is lost, as
+   * the kernel compares the word with `expected` when it starts the wait.
+   */
   add(id: number, address: number, expected: number): boolean {
-    if (this.#closed) return false;
+    if (this.#closed || !this.#makeRoom(2)) return false;
     const r = this.#ring;
     if (!r.prep(OP.FUTEX_WAIT, SQE.IO_HARDLINK, FUTEX2_SIZE_U32, address, expected >>> 0, 0, id, FUTEX_BITSET_MATCH_ANY)) return false;
-    // The linked write cannot fail to find room: the ring holds SQ_ENTRIES and every
-    // call submits what it prepared.
+    // The linked write finds room: #makeRoom made room for both.
     r.prep(OP.WRITE, SQE.FIXED_FILE | SQE.CQE_SKIP_SUCCESS, PIPE_FILE, this.#byteAddress, -1, 1, 0);
+    this.#queueFlush();
+    return true;
+  }
+
+  /** Cancels a wait (its id is reported once more, and ignored); submitted as {@link UringWaits.add}'s. */
+  remove(id: number): void {
+    if (this.#closed) return;
+    // If the cancel cannot be submitted, the wait stays in the kernel until its word is
+    // woken, and its id is then ignored.
+    if (this.#makeRoom(1) && this.#ring.prep(OP.ASYNC_CANCEL, SQE.CQE_SKIP_SUCCESS, 0, id, 0, 0, 0)) this.#queueFlush();
+  }
+
+  /** Submits what is prepared when the ring has room for fewer than `n` more SQEs. False if that failed (the ring is closed then). */
+  #makeRoom(n: number): boolean {
+    if (this.#ring.room >= n) return true;
+    return this.#flushNow();
+  }
+
+  #queueFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(this.#flush);
+  }
+
+  readonly #flush = (): void => {
+    this.#flushQueued = false;
+    this.#flushNow();
+  };
+
+  /**
+   * Hands every prepared SQE to the kernel and reaps what completed meanwhile (a word
+   * that already differed). False if the submit failed: the ring is closed then and every
+   * pending wait reported as failed, so its caller looks again and waits elsewhere.
+   */
+  #flushNow(): boolean {
+    if (this.#closed) return false;
+    if (this.#ring.unsubmitted === 0) return true;
     const e = this.#submit();
     if (e !== 0) {
       this.#fail(`io_uring_enter failed (errno ${e})`);
       return false;
     }
-    // A word that already differed completed during the submit.
     this.#reap();
     return true;
-  }
-
-  /** Cancels a wait (its id is reported once more, and ignored). */
-  remove(id: number): void {
-    if (this.#closed) return;
-    // If the cancel cannot be submitted, the wait stays in the kernel until its word is
-    // woken, and its id is then ignored.
-    if (this.#ring.prep(OP.ASYNC_CANCEL, SQE.CQE_SKIP_SUCCESS, 0, id, 0, 0, 0)) this.#submit();
   }
 
   /** Keeps the process alive (while waits are pending), or not. */

@@ -84,6 +84,8 @@ export class Ring {
   readonly #cqTail: number;
   readonly #cqMask: number;
   readonly #cqes: number;
+  /** `io_uring_enter` calls made by this thread's rings (for tests). */
+  static enters = 0;
   /** SQEs prepared and not yet handed to the kernel. */
   #unsubmitted = 0;
   #closed = false;
@@ -91,6 +93,13 @@ export class Ring {
   /** SQEs prepared and not yet taken by the kernel (a submit can take fewer when it is short of memory). */
   get unsubmitted(): number {
     return this.#unsubmitted;
+  }
+
+  /** SQEs that {@link Ring.prep} can still put in the submission ring before a submit. */
+  get room(): number {
+    if (this.#closed) return 0;
+    const r = this.#ring;
+    return this.#sqEntries - ((r[this.#sqTail]! - Atomics.load(r, this.#sqHead)) >>> 0);
   }
 
   /**
@@ -204,6 +213,7 @@ export class Ring {
   submit(wait = false): number {
     if (this.#closed) return sys.errnoValues.EBADF ?? 9;
     const n = this.#unsubmitted;
+    Ring.enters++;
     const r = sys.syscall6!(SYS_IO_URING_ENTER, this.#index, n, wait ? 1 : 0, IORING_ENTER_REGISTERED_RING | (wait ? IORING_ENTER_GETEVENTS : 0), 0, 0);
     if (r < 0) return sys.errno();
     this.#unsubmitted -= r;
