@@ -80,7 +80,7 @@ export class SlotProtocol {
   readonly me: number;
   /** Set by a driver around one claim (or `taken`) once a blocked wait has lasted the liveness bound: that call checks holders' liveness. */
   suspect = false;
-  /** Set by a driver once a full-length sleep on an empty channel ran out: the next receive claim reads tail's closed bit. */
+  /** Set by a driver once a sleep on an empty channel ran to its end (nobody signalled): the next receive claim reads tail's closed bit. */
   lookClosed = false;
   /** What the last failed claim waits for: word `watchWord` to differ from `watchSeen`. */
   watchWord = 0;
@@ -248,9 +248,9 @@ export class SlotProtocol {
       // Nothing sent to this position yet. Closed and empty when close froze tail here:
       // a sender moves tail only by a CAS that fails once tail's closed bit is set, so
       // nothing will be published here any more. `closed` (set after the bit) says when
-      // to look at tail, which the senders' line holds; so does a wait whose full sleep
-      // ran out (`lookClosed`), in case a closer died between its two stores: then this
-      // receiver finishes the close.
+      // to look at tail, which the senders' line holds; so does a wait whose sleep ran
+      // to its end (`lookClosed`), in case a closer died between its two stores: then
+      // this receiver finishes the close.
       const closedWord = Atomics.load(w, W.CLOSED) !== 0;
       let closed = false;
       if (closedWord || this.lookClosed) {

@@ -268,7 +268,7 @@ export class Waits {
     // live one dead).
     if (w.ranOut(now)) {
       if (pos === CLAIM_BLOCKED) w.look = true;
-      // Nothing came for a whole sleep: the next claim also reads tail's closed bit (a
+      // Nothing came for the whole sleep: the next claim also reads tail's closed bit (a
       // closer may have died before it set `closed`).
       else if (pos === CLAIM_FULL) this.#p.lookClosed = true;
     }
