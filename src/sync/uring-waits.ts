@@ -25,8 +25,12 @@ import { OP, Ring, SQE } from '../sys/uring.js';
 /** futex2 flags of the wait: a 32-bit word, shared between processes (no FUTEX2_PRIVATE). */
 const FUTEX2_SIZE_U32 = 0x02;
 const FUTEX_BITSET_MATCH_ANY = 0xffffffff;
-/** Submissions in flight at once (two per wait, submitted at once) and completions the ring holds between two reaps (more wait in the kernel). */
-const SQ_ENTRIES = 32;
+/**
+ * Submissions prepared between two submits (two per wait, one per cancel; the waits and
+ * cancels of a turn go in one submit while they fit: 64 SQEs fill the one page the ring
+ * keeps them in), and completions the ring holds between two reaps (more wait in the kernel).
+ */
+const SQ_ENTRIES = 64;
 const CQ_ENTRIES = 128;
 /** The pipe's write end, as the ring's fixed file. */
 const PIPE_FILE = 0;
@@ -101,8 +105,12 @@ export class UringWaits {
    * Starts a wait for the word at `address` to be woken or to differ from `expected`.
    * False if the ring refused it (the caller retries elsewhere). The wait reaches the
    * kernel at the next microtask checkpoint, with every other wait and cancel of this
-   * turn, in one system call ({@link UringWaits.#flush}); until then nothing is lost, as
-   * the kernel compares the word with `expected` when it starts the wait.
+   * turn, in one system call ({@link UringWaits.#flush}). The kernel compares the word
+   * with `expected` then: a change made meanwhile ends the wait at once, unless the word
+   * went back to `expected` before the submit (A→B→A). The library's words do not go
+   * back (sequence words and versions only grow; a mutex word that comes back names a
+   * holder that holds the lock and wakes its waiters on unlock), and its waits are
+   * bounded anyway (sleep-bound.ts).
    */
   add(id: number, address: number, expected: number): boolean {
     if (this.#closed || !this.#makeRoom(2)) return false;
