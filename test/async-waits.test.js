@@ -213,16 +213,19 @@ test('a ring that stops working: its pending waits end, a warning says why, and 
 });
 
 if (wanted !== 'thread' && uringExpected()) {
-  test('waits started and ended in one turn reach the kernel together: 200 waits and their 200 cancels in a few system calls, not 400', async () => {
+  test('waits that time out together are cancelled in a few system calls: 200 cancels in about 4, not 200', async () => {
     await withWords(200, async (w, region) => {
-      const enters = Ring.enters;
       const waits = [];
-      for (let i = 0; i < 200; i++) waits.push(asyncWaiter.wait(region.address + i * 4, 0, 30));
+      // One deadline for all (starting 200 waits can take milliseconds on a busy machine).
+      const due = performance.now() + 30;
+      for (let i = 0; i < 200; i++) waits.push(asyncWaiter.wait(region.address + i * 4, 0, due - performance.now()));
+      // Each wait is submitted at once (a wait deferred to the end of the turn made a
+      // loaded ping-pong slower); their cancels, all due in one timer fire, go together.
+      const enters = Ring.enters;
       await within(2000, Promise.all(waits), 'the timed waits');
       assert.is(asyncWaiter.pending, 0);
-      // 400 SQEs for the waits and 200 cancels through a 64-entry ring: about 10 submits.
       const used = Ring.enters - enters;
-      assert.ok(used <= 40, `${used} io_uring_enter calls for 200 waits and 200 cancels`);
+      assert.ok(used <= 10, `${used} io_uring_enter calls for 200 cancels`);
       // Each of them still works: a wait ends when its word is woken, not before.
       let ended = false;
       const last = asyncWaiter.wait(region.address + 199 * 4, 0, Infinity).then(() => (ended = true));
