@@ -178,7 +178,6 @@ export class Ring {
     const s = this.#sqes;
     const b = index * 16;
     s[b] = opcode | (flags << 8); // ioprio 0
-
     s[b + 1] = fd >>> 0;
     if (off === -1) {
       s[b + 2] = 0xffffffff;
